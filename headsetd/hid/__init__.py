@@ -1,0 +1,1 @@
+"""The HID layer: descriptor model, report decoding, recordings and the transport seam."""
