@@ -1,0 +1,196 @@
+"""Input-report decoding, compiled once per device from its report descriptor.
+
+Owns: which descriptor fields carry the controls headsetd watches (`Control`), a per-report
+plan of shifts and masks built once per device (`TelephonyDecoder`), and `MalformedReport` for
+reports that do not match the descriptor (unknown report ID, wrong length).
+
+Never does: keep state between reports (`headsetd.session` does), look at output or feature
+reports (those belong to the softphone), or use per-model byte tables: every position comes
+from the descriptor. Telephony usages count only inside a Telephony application collection,
+and Consumer usages inside a Consumer or Telephony one, so a vendor collection that mirrors the
+same usages is not counted twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from headsetd.hid import usages as u
+from headsetd.hid.descriptor import Field, ReportDescriptor, ReportKind
+
+
+class Control(StrEnum):
+    """A headset control headsetd watches; the value is its label in metrics and logs."""
+
+    HOOK_SWITCH = "hook_switch"
+    PHONE_MUTE = "phone_mute"
+    FLASH = "flash"
+    REDIAL = "redial"
+    DROP = "drop"
+    CONSUMER_MUTE = "consumer_mute"
+    VOLUME_UP = "volume_up"
+    VOLUME_DOWN = "volume_down"
+
+
+_CONTROL_BY_USAGE: dict[int, Control] = {
+    u.HOOK_SWITCH: Control.HOOK_SWITCH,
+    u.PHONE_MUTE: Control.PHONE_MUTE,
+    u.FLASH: Control.FLASH,
+    u.REDIAL: Control.REDIAL,
+    u.DROP: Control.DROP,
+    u.CONSUMER_MUTE: Control.CONSUMER_MUTE,
+    u.VOLUME_UP: Control.VOLUME_UP,
+    u.VOLUME_DOWN: Control.VOLUME_DOWN,
+}
+
+# Which application collections may carry a usage page's controls.
+_APPLICATION_PAGES: dict[int, frozenset[int]] = {
+    u.PAGE_TELEPHONY: frozenset({u.PAGE_TELEPHONY}),
+    u.PAGE_CONSUMER: frozenset({u.PAGE_CONSUMER, u.PAGE_TELEPHONY}),
+}
+
+
+class MalformedReport(ValueError):
+    """An input report that does not fit the descriptor; `reason` is a short label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ControlValue:
+    """A control's value in one report. `relative` is the descriptor's Input flag."""
+
+    control: Control
+    value: int
+    relative: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What one input report says about the watched controls (empty if it has none)."""
+
+    report_id: int | None
+    values: tuple[ControlValue, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _VariablePlan:
+    control: Control
+    shift: int
+    mask: int
+    sign_bit: int  # 0 when unsigned
+    relative: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _ArrayPlan:
+    """Array slots; a control is 'on' when any slot holds its usage's index."""
+
+    shifts: tuple[int, ...]
+    mask: int
+    index_of_control: tuple[tuple[int, Control], ...]  # raw slot value -> control
+    controls: tuple[Control, ...]
+    relative: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _ReportPlan:
+    report_id: int | None
+    wire_bytes: int
+    variables: tuple[_VariablePlan, ...]
+    arrays: tuple[_ArrayPlan, ...]
+
+
+def control_of(field: Field, extended_usage: int) -> Control | None:
+    """The watched control a usage of this field stands for, if any."""
+    control = _CONTROL_BY_USAGE.get(extended_usage)
+    if control is None:
+        return None
+    allowed = _APPLICATION_PAGES[extended_usage >> 16]
+    return control if field.application >> 16 in allowed else None
+
+
+def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ...]) -> _ReportPlan:
+    offset = 0 if report_id is None else 8  # the report-ID byte precedes the data
+    variables: list[_VariablePlan] = []
+    arrays: list[_ArrayPlan] = []
+    for field in fields:
+        if field.is_padding:
+            continue
+        mask = (1 << field.size) - 1
+        if field.variable:
+            control = control_of(field, field.usages[0])
+            if control is not None:
+                sign_bit = 1 << (field.size - 1) if field.signed else 0
+                variables.append(
+                    _VariablePlan(control, offset + field.bit, mask, sign_bit, field.relative)
+                )
+            continue
+        mapping = []
+        for index, extended_usage in enumerate(field.usages):
+            control = control_of(field, extended_usage)
+            if control is not None:
+                mapping.append((index + field.logical_min, control))
+        if mapping:
+            arrays.append(
+                _ArrayPlan(
+                    shifts=tuple(offset + field.bit + i * field.size for i in range(field.count)),
+                    mask=mask,
+                    index_of_control=tuple(mapping),
+                    controls=tuple(dict.fromkeys(c for _, c in mapping)),
+                    relative=field.relative,
+                )
+            )
+    return _ReportPlan(report_id, wire_bytes, tuple(variables), tuple(arrays))
+
+
+class TelephonyDecoder:
+    """Decodes a device's input reports into `Reading`s with a plan compiled at construction."""
+
+    __slots__ = ("_numbered", "_plans", "controls")
+
+    def __init__(self, descriptor: ReportDescriptor) -> None:
+        inputs = descriptor.reports_of(ReportKind.INPUT)
+        self._numbered = descriptor.numbered
+        self._plans: dict[int | None, _ReportPlan] = {
+            report_id: _plan_report(report_id, report.wire_bytes, report.fields)
+            for report_id, report in inputs.items()
+        }
+        found: dict[Control, None] = {}
+        for plan in self._plans.values():
+            found.update((v.control, None) for v in plan.variables)
+            for array in plan.arrays:
+                found.update((c, None) for c in array.controls)
+        self.controls: tuple[Control, ...] = tuple(found)
+        """Every watched control this device can report."""
+
+    def decode(self, report: bytes) -> Reading:
+        """Decode one input report as read from hidraw (report-ID byte first, if numbered)."""
+        if not report:
+            raise MalformedReport("wrong_length", "empty report")
+        report_id = report[0] if self._numbered else None
+        plan = self._plans.get(report_id)
+        if plan is None:
+            raise MalformedReport("unknown_report_id", f"unknown input report ID {report_id}")
+        if len(report) != plan.wire_bytes:
+            raise MalformedReport(
+                "wrong_length",
+                f"report {report_id} has {len(report)} bytes, the descriptor says {plan.wire_bytes}",
+            )
+        if not plan.variables and not plan.arrays:
+            return Reading(report_id, ())
+        bits = int.from_bytes(report, "little")
+        values: list[ControlValue] = []
+        for var in plan.variables:
+            value = (bits >> var.shift) & var.mask
+            if var.sign_bit and value & var.sign_bit:
+                value -= var.sign_bit << 1
+            values.append(ControlValue(var.control, value, var.relative))
+        for array in plan.arrays:
+            slots = {(bits >> shift) & array.mask for shift in array.shifts}
+            on = {control for index, control in array.index_of_control if index in slots}
+            values.extend(ControlValue(c, int(c in on), array.relative) for c in array.controls)
+        return Reading(report_id, tuple(values))
