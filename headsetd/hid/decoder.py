@@ -178,7 +178,7 @@ class TelephonyDecoder:
         if len(report) != plan.wire_bytes:
             raise MalformedReport(
                 "wrong_length",
-                f"report {report_id} has {len(report)} bytes, the descriptor says {plan.wire_bytes}",
+                f"report {report_id} has {len(report)} bytes; the descriptor says {plan.wire_bytes}",
             )
         if not plan.variables and not plan.arrays:
             return Reading(report_id, ())

@@ -363,22 +363,35 @@ class _Parser:
         if size * count == 0:
             return  # an item of no bits occupies nothing and carries nothing
         whole = Field(
-            kind, g.report_id, start, size, count, tuple(usages), g.logical_min, logical_max,
-            flags, self.application,
+            kind,
+            g.report_id,
+            start,
+            size,
+            count,
+            tuple(usages),
+            g.logical_min,
+            logical_max,
+            flags,
+            self.application,
         )
         if usages and flags & FLAG_VARIABLE:
             # One Field per value; a variable item with fewer usages repeats its last one.
             builder.fields.extend(
-                replace(whole, bit=start + i * size, count=1, usages=(usages[min(i, len(usages) - 1)],))
+                replace(
+                    whole, bit=start + i * size, count=1, usages=(usages[min(i, len(usages) - 1)],)
+                )
                 for i in range(count)
             )
         else:  # an array, or padding (no usages, whatever its flags say)
             builder.fields.append(whole)
+
 
 def parse_report_descriptor(raw: bytes) -> ReportDescriptor:
     """Parse report-descriptor bytes; raises `DescriptorError` on anything malformed."""
     if not raw:
         raise DescriptorError("empty report descriptor")
     if len(raw) > MAX_DESCRIPTOR_BYTES:
-        raise DescriptorError(f"report descriptor of {len(raw)} bytes exceeds {MAX_DESCRIPTOR_BYTES}")
+        raise DescriptorError(
+            f"report descriptor of {len(raw)} bytes exceeds {MAX_DESCRIPTOR_BYTES}"
+        )
     return _Parser(bytes(raw)).parse()

@@ -70,8 +70,8 @@ class Recording:
         name, phys = "", ""
         bus, vendor_id, product_id = 3, 0, 0
         reports: list[RecordedReport] = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            line = line.strip()
+        for lineno, raw_line in enumerate(text.splitlines(), 1):
+            line = raw_line.strip()
             if not line or line.startswith("#"):
                 continue
             tag, _, rest = line.partition(":")
