@@ -147,6 +147,20 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
     return _ReportPlan(report_id, wire_bytes, tuple(variables), tuple(arrays))
 
 
+def has_telephony_inputs(descriptor: ReportDescriptor) -> bool:
+    """True for a device headsetd watches: a Telephony application collection with inputs.
+
+    An empty Telephony collection (the Razer Kraken Kitty V2 ends with one) does not count.
+    """
+    return any(
+        f.application >> 16 == u.PAGE_TELEPHONY
+        for report in descriptor.reports
+        if report.kind is ReportKind.INPUT
+        for f in report.fields
+        if not f.is_padding
+    )
+
+
 class TelephonyDecoder:
     """Decodes a device's input reports into `Reading`s with a plan compiled at construction."""
 
@@ -178,7 +192,7 @@ class TelephonyDecoder:
         if len(report) != plan.wire_bytes:
             raise MalformedReport(
                 "wrong_length",
-                f"report {report_id} has {len(report)} bytes; the descriptor says {plan.wire_bytes}",
+                f"report {report_id} is {len(report)} bytes, not {plan.wire_bytes}",
             )
         if not plan.variables and not plan.arrays:
             return Reading(report_id, ())

@@ -1,0 +1,31 @@
+"""The clock seam: every time headsetd measures comes from an injected `Clock`.
+
+Owns: the `Clock` protocol and the production `MonotonicClock`. Never does: wall-clock
+arithmetic for durations (wall time jumps; log timestamps are structlog's business).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds on a clock that never goes backwards."""
+        ...
+
+
+class MonotonicClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+
+class ManualClock:
+    """A clock that moves only when told: replaying a recording at its own timestamps."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t

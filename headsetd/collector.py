@@ -1,0 +1,167 @@
+"""The Prometheus collector: renders a fleet snapshot as metric families.
+
+Owns: metric names, types, help texts and labels (the contract with dashboards and alert
+rules: see README's metrics table). Each scrape calls `collect()`, which takes one snapshot and
+renders it; prometheus-pve-exporter's shape.
+
+Never does: raise (a broken record must not fail the scrape: the one family is skipped and
+counted), wait on a device, or put a device-supplied string anywhere but an `_info` label
+(strings are sanitised at discovery). Counters of a known device are rendered from the start
+at 0 for every state/button the device has, so `increase()` sees the first change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+
+from headsetd.fleet import DeviceRecord, FleetSnapshot
+from headsetd.hid.decoder import Control
+
+ERROR_KINDS = ("read", "malformed_report", "access_denied", "open")
+_BUTTONS = (
+    Control.FLASH,
+    Control.REDIAL,
+    Control.DROP,
+    Control.CONSUMER_MUTE,
+    Control.VOLUME_UP,
+    Control.VOLUME_DOWN,
+)
+
+
+class HeadsetCollector:
+    """Renders `snapshot()` on every scrape; workstation facts are fixed at start-up."""
+
+    def __init__(
+        self,
+        snapshot: Callable[[], FleetSnapshot],
+        version: str,
+        workstation: Mapping[str, str],
+        discovery_errors: Callable[[], Mapping[str, int]] = dict,
+    ) -> None:
+        self._snapshot = snapshot
+        self._version = version
+        self._workstation = dict(workstation)
+        self._discovery_errors = discovery_errors
+
+    def describe(self) -> list[Metric]:
+        # Registering must not take a snapshot (that would run collect() at start-up).
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield InfoMetricFamily("headsetd_build", "headsetd version.", {"version": self._version})
+        yield InfoMetricFamily(
+            "headsetd_workstation",
+            "The workstation and its configured static facts (site, team, desk).",
+            self._workstation,
+        )
+        discovery = CounterMetricFamily(
+            "headsetd_discovery_errors",
+            "HID devices that could not be examined, by kind (unreadable, malformed_descriptor).",
+            labels=["kind"],
+        )
+        for kind, count in sorted(self._discovery_errors().items()):
+            discovery.add_metric([kind], count)
+        yield discovery
+        yield from render_devices(self._snapshot())
+
+
+def render_devices(snapshot: FleetSnapshot) -> Iterator[Metric]:
+    """The per-device families of one snapshot."""
+    now = snapshot.taken_at
+    info = InfoMetricFamily(
+        "headsetd_device",
+        "A known headset and its identity; device-supplied strings are sanitised.",
+    )
+    connected = GaugeMetricFamily(
+        "headsetd_device_connected",
+        "1 while the device is plugged in; 0 for a retention period after it is unplugged.",
+        labels=["device"],
+    )
+    readable = GaugeMetricFamily(
+        "headsetd_device_readable",
+        "1 while headsetd is reading the device's reports (0: unplugged, or open/read failed).",
+        labels=["device"],
+    )
+    connects = CounterMetricFamily(
+        "headsetd_device_connects", "Times the device was plugged in.", labels=["device"]
+    )
+    disconnects = CounterMetricFamily(
+        "headsetd_device_disconnects", "Times the device was unplugged.", labels=["device"]
+    )
+    off_hook = GaugeMetricFamily(
+        "headsetd_device_off_hook",
+        "1 off-hook (in a call), 0 on-hook; absent while the hook state is unknown.",
+        labels=["device"],
+    )
+    hook_changes = CounterMetricFamily(
+        "headsetd_device_hook_changes",
+        "Hook switch changes, by the state changed into.",
+        labels=["device", "state"],
+    )
+    off_hook_seconds = CounterMetricFamily(
+        "headsetd_device_off_hook_seconds", "Seconds spent off-hook.", labels=["device"]
+    )
+    mute_presses = CounterMetricFamily(
+        "headsetd_device_mute_presses",
+        "Phone Mute presses (the softphone owns the mute state; this counts requests).",
+        labels=["device"],
+    )
+    muted = GaugeMetricFamily(
+        "headsetd_device_muted",
+        "1 muted, 0 not: only for devices that report mute as a state.",
+        labels=["device"],
+    )
+    buttons = CounterMetricFamily(
+        "headsetd_device_button_presses",
+        "Presses of other call and volume buttons.",
+        labels=["device", "button"],
+    )
+    errors = CounterMetricFamily(
+        "headsetd_device_errors",
+        "Device errors by kind (read, malformed_report, access_denied, open).",
+        labels=["device", "kind"],
+    )
+    for record in snapshot.devices:
+        d = record.info.device_id
+        info.add_metric([], _info_labels(record))
+        connected.add_metric([d], float(record.connected))
+        readable.add_metric([d], float(record.readable))
+        connects.add_metric([d], record.connects)
+        disconnects.add_metric([d], record.disconnects)
+        if Control.HOOK_SWITCH in record.controls:
+            if record.connected and record.state.off_hook is not None:
+                off_hook.add_metric([d], float(record.state.off_hook))
+            for state in ("off_hook", "on_hook"):
+                hook_changes.add_metric([d, state], record.hook_changes.get(state, 0))
+            off_hook_seconds.add_metric([d], record.off_hook_seconds_at(now))
+        if Control.PHONE_MUTE in record.controls:
+            mute_presses.add_metric([d], record.mute_presses)
+        if record.connected and record.state.muted is not None:
+            muted.add_metric([d], float(record.state.muted))
+        for button in _BUTTONS:
+            if button in record.controls:
+                buttons.add_metric([d, button.value], record.button_presses.get(button.value, 0))
+        for kind in sorted(set(ERROR_KINDS) | set(record.errors)):
+            errors.add_metric([d, kind], record.errors.get(kind, 0))
+    yield from (info, connected, readable, connects, disconnects, off_hook, hook_changes)
+    yield from (off_hook_seconds, mute_presses, muted, buttons, errors)
+
+
+def _info_labels(record: DeviceRecord) -> dict[str, str]:
+    i = record.info
+    return {
+        "device": i.device_id,
+        "vendor_id": f"{i.vendor_id:04x}",
+        "product_id": f"{i.product_id:04x}",
+        "manufacturer": i.manufacturer,
+        "product": i.product,
+        "serial": i.serial,
+        "firmware": i.firmware,
+    }

@@ -1,0 +1,179 @@
+"""The workstation's fleet of headsets: per-device counters, and snapshots for the exporter.
+
+Owns: `DeviceRecord` (everything exported about one device: identity, connected, state,
+counters, seconds in state), the pure `tally(record, event, now)` that counts one event, and
+`Fleet`, a lock-guarded map of immutable records that sessions update and scrapes snapshot.
+
+Never does: I/O, logging, or anything slow under its lock: a scrape copies a tuple and never
+waits on a device. Counters are never reset while a device is known; a device that is
+unplugged keeps its series (connected 0) for `retention` seconds, then is forgotten.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from headsetd.discovery import DeviceInfo
+from headsetd.hid.decoder import Control
+from headsetd.session import (
+    ButtonPressed,
+    DeviceConnected,
+    DeviceDisconnected,
+    Event,
+    HeadsetState,
+    HookChanged,
+    MuteChanged,
+    MutePressed,
+    ReadFailed,
+    ReportRejected,
+)
+
+_EMPTY: Mapping[str, int] = MappingProxyType({})
+
+
+def _plus(counts: Mapping[str, int], key: str) -> Mapping[str, int]:
+    return MappingProxyType({**counts, key: counts.get(key, 0) + 1})
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """One device as exported. Times are on the fleet's clock (monotonic seconds)."""
+
+    info: DeviceInfo
+    controls: tuple[Control, ...] = ()
+    generation: int = 0  # which plug-in this is; stale sessions cannot disconnect a new one
+    connected: bool = False
+    readable: bool = False
+    state: HeadsetState = field(default_factory=HeadsetState)
+    connects: int = 0
+    disconnects: int = 0
+    hook_changes: Mapping[str, int] = field(
+        default_factory=lambda: _EMPTY
+    )  # "off_hook"/"on_hook" -> changes into it
+    off_hook_seconds: float = 0.0  # closed off-hook intervals
+    off_hook_since: float | None = None  # start of the open one
+    mute_presses: int = 0
+    button_presses: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    errors: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    disconnected_at: float | None = None
+
+    @property
+    def reports_mute_state(self) -> bool:
+        return self.state.muted is not None
+
+    def off_hook_seconds_at(self, now: float) -> float:
+        if self.off_hook_since is None:
+            return self.off_hook_seconds
+        return self.off_hook_seconds + max(0.0, now - self.off_hook_since)
+
+
+def _close_off_hook(record: DeviceRecord, now: float) -> DeviceRecord:
+    if record.off_hook_since is None:
+        return record
+    return replace(record, off_hook_seconds=record.off_hook_seconds_at(now), off_hook_since=None)
+
+
+def tally(record: DeviceRecord, event: Event, now: float) -> DeviceRecord:
+    """Count one event into the device's record (pure)."""
+    match event:
+        case HookChanged(off_hook=off_hook):
+            record = _close_off_hook(record, now)
+            state = replace(record.state, off_hook=off_hook)
+            return replace(
+                record,
+                state=state,
+                hook_changes=_plus(record.hook_changes, "off_hook" if off_hook else "on_hook"),
+                off_hook_since=now if off_hook else None,
+            )
+        case MutePressed():
+            return replace(record, mute_presses=record.mute_presses + 1)
+        case MuteChanged(muted=muted):
+            return replace(record, state=replace(record.state, muted=muted))
+        case ButtonPressed(button=button):
+            return replace(record, button_presses=_plus(record.button_presses, button.value))
+        case ReportRejected():
+            return replace(record, errors=_plus(record.errors, "malformed_report"))
+        case ReadFailed(kind=kind):
+            readable = record.readable and kind not in ("access_denied", "open")
+            return replace(record, errors=_plus(record.errors, kind), readable=readable)
+        case DeviceConnected():
+            return replace(
+                record,
+                connected=True,
+                readable=True,
+                connects=record.connects + 1,
+                state=HeadsetState(),
+                disconnected_at=None,
+            )
+        case DeviceDisconnected():
+            record = _close_off_hook(record, now)
+            return replace(
+                record,
+                connected=False,
+                readable=False,
+                disconnects=record.disconnects + 1,
+                # The hook state of an unplugged headset is unknown, not on-hook.
+                state=HeadsetState(),
+                disconnected_at=now,
+            )
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSnapshot:
+    """What a scrape renders: every known device, and the time the snapshot was taken."""
+
+    taken_at: float
+    devices: tuple[DeviceRecord, ...]
+
+
+class Fleet:
+    """Device records by device id; thread-safe, immutable records swapped under a lock."""
+
+    def __init__(self, retention: float) -> None:
+        self._retention = retention
+        self._lock = threading.Lock()
+        self._records: dict[str, DeviceRecord] = {}
+
+    def connect(self, info: DeviceInfo, controls: tuple[Control, ...], now: float) -> int:
+        """Record a plug-in; returns the generation that later updates must carry."""
+        device_id = info.device_id
+        with self._lock:
+            old = self._records.get(device_id)
+            base = old if old is not None else DeviceRecord(info)
+            record = replace(base, info=info, controls=controls, generation=base.generation + 1)
+            if record.connected:  # a replug seen before the unplug: close the old one first
+                record = tally(record, DeviceDisconnected("replugged"), now)
+            self._records[device_id] = tally(record, DeviceConnected(), now)
+            return self._records[device_id].generation
+
+    def apply(self, device_id: str, generation: int, events: list[Event], now: float) -> None:
+        """Count a session's events; ignored if the device has been replugged since."""
+        with self._lock:
+            record = self._records.get(device_id)
+            if record is None or record.generation != generation:
+                return
+            for event in events:
+                record = tally(record, event, now)
+            self._records[device_id] = record
+
+    def is_connected(self, device_id: str) -> bool:
+        with self._lock:
+            record = self._records.get(device_id)
+            return record is not None and record.connected
+
+    def snapshot(self, now: float) -> FleetSnapshot:
+        """Every device still within retention; forgets those unplugged for longer."""
+        with self._lock:
+            expired = [
+                device_id
+                for device_id, r in self._records.items()
+                if r.disconnected_at is not None and now - r.disconnected_at > self._retention
+            ]
+            for device_id in expired:
+                del self._records[device_id]
+            devices = tuple(self._records.values())
+        return FleetSnapshot(now, tuple(sorted(devices, key=lambda r: r.info.device_id)))
