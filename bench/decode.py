@@ -1,0 +1,174 @@
+"""Decode throughput: headsetd's compiled decoder against hid-tools, on the same reports.
+
+What it measures: input reports decoded per second, per fixture and in total, by
+  - headsetd:  `TelephonyDecoder(parse_report_descriptor(desc)).decode(report)` (the decoder is
+    built once per fixture, as the daemon builds it once per device; only `decode` is timed);
+  - hid-tools: `hidtools.hid.ReportDescriptor.from_bytes(desc)` once per fixture, then for each
+    report `rd.get(report[0], len(report))` (hid-tools' own lookup of the input report by ID,
+    falling back to the unnumbered report) and `field.get_values(report)` for every field of
+    that report except padding (constant fields with no usage, which `format_report` skips
+    too). That is hid-tools' fair equivalent of "decode this report into field values";
+    `format_report` is not used because it also builds a human-readable string.
+
+How: every fixture in tests/fixtures/hid whose descriptor has an input field (not padding) in a
+Telephony (0x0B) or Consumer (0x0C) application collection. For each, REPORTS reports are made
+round-robin over all its input reports (vendor ones included: the daemon reads those too), each
+of the report's exact wire length, report-ID byte first when numbered, every other bit random
+from `random.Random(SEED)`. Both decoders run over the same list, interleaved per fixture, best
+of REPEATS runs each (time.perf_counter). Totals are total reports / sum of best times, over
+all input reports and over only the reports that carry a watched control (the ones that matter
+for a headset's metrics; vendor reports are where headsetd's plan does least work).
+
+Target: headsetd >= 50x hid-tools in total reports/s.
+
+    .venv/bin/python bench/decode.py [--reports N] [--repeats N] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hidtools.hid import ReportDescriptor as HtDescriptor
+
+from headsetd.hid import usages as u
+from headsetd.hid.decoder import TelephonyDecoder
+from headsetd.hid.descriptor import ReportDescriptor, ReportKind, parse_report_descriptor
+from headsetd.hid.recording import Recording
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "hid"
+TARGET_RATIO = 50.0
+
+
+@dataclass
+class Case:
+    name: str
+    decoder: TelephonyDecoder
+    hidtools: HtDescriptor
+    reports: list[bytes]
+    watched: list[bytes]  # the subset whose report carries a watched control
+
+
+def qualifies(descriptor: ReportDescriptor) -> bool:
+    pages = {u.PAGE_TELEPHONY, u.PAGE_CONSUMER}
+    return any(
+        f.application >> 16 in pages
+        for report in descriptor.reports
+        if report.kind is ReportKind.INPUT
+        for f in report.fields
+        if not f.is_padding
+    )
+
+
+def make_case(path: Path, count: int, rng: random.Random) -> Case | None:
+    recording = Recording.load(path)
+    descriptor = parse_report_descriptor(recording.descriptor)
+    if not qualifies(descriptor):
+        return None
+    decoder = TelephonyDecoder(descriptor)
+    ht = HtDescriptor.from_bytes(list(recording.descriptor))
+    inputs = sorted(
+        descriptor.reports_of(ReportKind.INPUT).values(), key=lambda r: r.report_id or 0
+    )
+    reports: list[bytes] = []
+    watched: list[bytes] = []
+    for i in range(count):
+        spec = inputs[i % len(inputs)]
+        if spec.report_id is None:
+            data = rng.randbytes(spec.wire_bytes)
+        else:
+            data = bytes([spec.report_id]) + rng.randbytes(spec.wire_bytes - 1)
+        ht_report = ht.get(data[0], len(data))
+        if ht_report is None or ht_report.size != len(data):
+            raise SystemExit(f"{path.name}: hid-tools disagrees on report {spec.report_id}")
+        reports.append(data)
+        if decoder.decode(data).values:
+            watched.append(data)
+    return Case(path.stem, decoder, ht, reports, watched)
+
+
+def run_headsetd(case: Case, reports: list[bytes]) -> None:
+    decode = case.decoder.decode
+    for report in reports:
+        decode(report)
+
+
+def run_hidtools(case: Case, reports: list[bytes]) -> None:
+    get = case.hidtools.get
+    for report in reports:
+        ht_report = get(report[0], len(report))
+        assert ht_report is not None
+        for field in ht_report.fields:
+            if field.usage == 0 and not field.usages:
+                continue  # padding
+            field.get_values(report)
+
+
+def best_time(fn: Callable[[Case, list[bytes]], None], case: Case, reports: list[bytes],
+              repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(case, reports)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=int, default=2000, help="reports per fixture")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs; the best counts")
+    parser.add_argument("--seed", type=int, default=20240611)
+    args = parser.parse_args()
+
+    rng = random.Random(args.seed)
+    cases = []
+    for path in sorted(FIXTURES.glob("*.hid")):
+        case = make_case(path, args.reports, rng)
+        if case is not None:
+            cases.append(case)
+
+    rows = []
+    totals = {"all": [0, 0.0, 0.0], "watched": [0, 0.0, 0.0]}  # reports, headsetd s, hid-tools s
+    for case in cases:
+        for key, reports in (("all", case.reports), ("watched", case.watched)):
+            if not reports:
+                continue
+            h = best_time(run_headsetd, case, reports, args.repeats)
+            t = best_time(run_hidtools, case, reports, max(1, args.repeats // 2))
+            totals[key][0] += len(reports)
+            totals[key][1] += h
+            totals[key][2] += t
+            if key == "all":
+                rows.append((case.name, len(reports), len(reports) / h, len(reports) / t, t / h))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'fixture':{width}}  {'reports':>7}  {'headsetd/s':>11}  {'hid-tools/s':>11}  "
+          f"{'ratio':>6}")
+    for name, n, hps, tps, ratio in rows:
+        print(f"{name:{width}}  {n:7d}  {hps:11,.0f}  {tps:11,.0f}  {ratio:5.1f}x")
+    print("-" * (width + 44))
+    for key, label in (("all", "TOTAL all input reports"),
+                       ("watched", "TOTAL reports with watched controls")):
+        n, h, t = totals[key]
+        print(f"{label:{width}}  {n:7d}  {n / h:11,.0f}  {n / t:11,.0f}  {t / h:5.1f}x")
+    ratio = totals["all"][2] / totals["all"][1]
+    watched_ratio = totals["watched"][2] / totals["watched"][1]
+    verdict = "met" if min(ratio, watched_ratio) >= TARGET_RATIO else "NOT met"
+    print(f"\ntarget >= {TARGET_RATIO:.0f}x: {verdict} (all {ratio:.1f}x, "
+          f"watched-only {watched_ratio:.1f}x)")
+    print(f"fixtures {len(cases)}, seed {args.seed}, best of {args.repeats} (headsetd) / "
+          f"{max(1, args.repeats // 2)} (hid-tools); python {platform.python_version()}")
+    print(f"command: .venv/bin/python bench/decode.py {' '.join(sys.argv[1:])}".rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
