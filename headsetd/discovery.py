@@ -25,6 +25,7 @@ from headsetd.clock import Clock
 from headsetd.hid.recording import Recording
 from headsetd.hid.transport import HidrawTransport, HidTransport, ReplayTransport
 
+REPLUG_PAUSE_SECONDS = 1.0  # replay --loop: time between a recording's end and its replug
 MAX_TEXT = 64  # device strings are bounded before they reach a label or a log line
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _SPACES = re.compile(r"\s+")
@@ -232,7 +233,9 @@ class ReplayDiscovery:
             on_add(info)
             ended.wait()  # the session closed the transport (past the last report), or stop()
             on_remove(info.path)
-            if not self._loop:
+            # Out for a moment, as a hand replugging would be; a one-report recording must not
+            # turn --loop into a busy loop.
+            if not self._loop or self._stopping.wait(REPLUG_PAUSE_SECONDS / self._speed):
                 return
 
     def open(self, info: DeviceInfo) -> HidTransport:

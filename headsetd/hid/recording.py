@@ -70,7 +70,8 @@ class Recording:
         name, phys = "", ""
         bus, vendor_id, product_id = 3, 0, 0
         reports: list[RecordedReport] = []
-        for lineno, raw_line in enumerate(text.splitlines(), 1):
+        # Only "\n" ends a line: a device name may carry "\r" and other control characters.
+        for lineno, raw_line in enumerate(text.split("\n"), 1):
             line = raw_line.strip()
             if not line or line.startswith("#"):
                 continue
