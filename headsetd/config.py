@@ -130,7 +130,10 @@ def load_config(path: str | Path | None) -> Config:
             raise ConfigError(f"{where}: workstation.labels.{key} must be a short printable string")
         static.append((key, value))
     web = _table(data, "web", where)
-    listen = parse_listen(str(web.get("listen", f":{DEFAULT_PORT}")))
+    try:
+        listen = parse_listen(str(web.get("listen", f":{DEFAULT_PORT}")))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: web.{exc}") from None
     devices = _table(data, "devices", where)
     log = _table(data, "log", where)
     return Config(
