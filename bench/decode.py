@@ -111,8 +111,9 @@ def run_hidtools(case: Case, reports: list[bytes]) -> None:
             field.get_values(report)
 
 
-def best_time(fn: Callable[[Case, list[bytes]], None], case: Case, reports: list[bytes],
-              repeats: int) -> float:
+def best_time(
+    fn: Callable[[Case, list[bytes]], None], case: Case, reports: list[bytes], repeats: int
+) -> float:
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -150,22 +151,30 @@ def main() -> int:
                 rows.append((case.name, len(reports), len(reports) / h, len(reports) / t, t / h))
 
     width = max(len(r[0]) for r in rows)
-    print(f"{'fixture':{width}}  {'reports':>7}  {'headsetd/s':>11}  {'hid-tools/s':>11}  "
-          f"{'ratio':>6}")
+    print(
+        f"{'fixture':{width}}  {'reports':>7}  {'headsetd/s':>11}  {'hid-tools/s':>11}  "
+        f"{'ratio':>6}"
+    )
     for name, n, hps, tps, ratio in rows:
         print(f"{name:{width}}  {n:7d}  {hps:11,.0f}  {tps:11,.0f}  {ratio:5.1f}x")
     print("-" * (width + 44))
-    for key, label in (("all", "TOTAL all input reports"),
-                       ("watched", "TOTAL reports with watched controls")):
+    for key, label in (
+        ("all", "TOTAL all input reports"),
+        ("watched", "TOTAL reports with watched controls"),
+    ):
         n, h, t = totals[key]
         print(f"{label:{width}}  {n:7d}  {n / h:11,.0f}  {n / t:11,.0f}  {t / h:5.1f}x")
     ratio = totals["all"][2] / totals["all"][1]
     watched_ratio = totals["watched"][2] / totals["watched"][1]
     verdict = "met" if min(ratio, watched_ratio) >= TARGET_RATIO else "NOT met"
-    print(f"\ntarget >= {TARGET_RATIO:.0f}x: {verdict} (all {ratio:.1f}x, "
-          f"watched-only {watched_ratio:.1f}x)")
-    print(f"fixtures {len(cases)}, seed {args.seed}, best of {args.repeats} (headsetd) / "
-          f"{max(1, args.repeats // 2)} (hid-tools); python {platform.python_version()}")
+    print(
+        f"\ntarget >= {TARGET_RATIO:.0f}x: {verdict} (all {ratio:.1f}x, "
+        f"watched-only {watched_ratio:.1f}x)"
+    )
+    print(
+        f"fixtures {len(cases)}, seed {args.seed}, best of {args.repeats} (headsetd) / "
+        f"{max(1, args.repeats // 2)} (hid-tools); python {platform.python_version()}"
+    )
     print(f"command: .venv/bin/python bench/decode.py {' '.join(sys.argv[1:])}".rstrip())
     return 0
 

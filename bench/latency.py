@@ -1,0 +1,259 @@
+"""Report-to-metrics latency: a report arriving at the transport until /metrics shows it.
+
+What it measures, per report that changes an exported value (hook on, mute press, hook off):
+  - push -> fleet updated: until `daemon.fleet.snapshot()` holds the new hook state / mute
+    count (the scrape-side view of the fleet, what the next render will read);
+  - push -> visible in a render: until `prometheus_client.generate_latest(daemon.registry)`,
+    rendered back to back, returns text with the new `headsetd_device_off_hook` value or
+    `headsetd_device_mute_presses_total` count (end of the first render that shows it; a render
+    already under way when the update lands does not see it, as a real scrape would not);
+  - push -> visible in HTTP /metrics: the same, scraping the daemon's real HTTP server on
+    127.0.0.1:<ephemeral> with urllib (request, WSGI app, collector, response).
+Each figure is its own pass over the same report sequence. The render duration alone (an
+unchanged fleet) is printed too, since a render-based figure includes up to one of them.
+
+How: the real `Daemon` (its `Session` thread, `TelephonyDecoder`, `step`, `Fleet`,
+`HeadsetCollector`, logging configured as JSON lines to /dev/null, ProcessCollector, HTTP
+server) with one stand-in: a `HidTransport` whose `read(timeout)` blocks on a `queue.Queue`
+that this script pushes to, handed out by a one-device `Discovery`. The descriptor is the
+Jabra EVOLVE LINK MS fixture (report 2: Hook Switch absolute at bit 0, Phone Mute relative at
+bit 2). The sequence repeats hook on, mute press, mute release, hook off; the release changes
+no exported value and is pushed unmeasured (and drained) before the next one. Between samples
+the script sleeps a seeded random 0.5-1.5 ms, so each report finds the session parked in
+read(), as a real report would. The timestamp is `time.perf_counter_ns()` just before
+`Queue.put`; pollers call `time.sleep(0)` between attempts to yield the GIL.
+
+Target: push -> visible in a render, p99 < 1 ms.
+
+    .venv/bin/python bench/latency.py [--samples N] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import queue
+import random
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from prometheus_client import generate_latest
+
+from headsetd.clock import MonotonicClock
+from headsetd.config import Config, Listen
+from headsetd.daemon import Daemon
+from headsetd.discovery import DeviceInfo
+from headsetd.fleet import DeviceRecord
+from headsetd.hid.recording import Recording
+from headsetd.hid.transport import DeviceGone, HidTransport
+from headsetd.logs import configure_logging
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "hid" / "jabra_evolve-link-ms_0b0e-0307.hid"
+TARGET_P99_US = 1000.0
+
+HOOK_ON = bytes([0x02, 0x01, 0x00])
+MUTE_DOWN = bytes([0x02, 0x05, 0x00])  # hook stays on, Phone Mute 1
+MUTE_UP = HOOK_ON  # Phone Mute back to 0: the end of the press, no exported change
+HOOK_OFF = bytes([0x02, 0x00, 0x00])
+
+
+class QueueTransport:
+    """The only stand-in: read() blocks on a queue; None in the queue means unplugged."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[bytes | None] = queue.Queue()
+
+    def read(self, timeout: float) -> bytes | None:
+        try:
+            item = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if item is None:
+            raise DeviceGone("unplugged")
+        return item
+
+    def close(self) -> None:
+        pass
+
+
+class OneDeviceDiscovery:
+    def __init__(self, info: DeviceInfo, transport: QueueTransport) -> None:
+        self.info = info
+        self.transport = transport
+
+    def start(self, on_add: Callable[[DeviceInfo], None], on_remove: Callable[[str], None]) -> None:
+        on_add(self.info)
+
+    def open(self, info: DeviceInfo) -> HidTransport:
+        return self.transport
+
+    def stop(self) -> None:
+        self.transport.queue.put(None)
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    rank = max(1, round(p / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+class Bench:
+    def __init__(self, seed: int) -> None:
+        recording = Recording.load(FIXTURE)
+        self.info = DeviceInfo(
+            path="bench-0",
+            vendor_id=recording.vendor_id,
+            product_id=recording.product_id,
+            descriptor=recording.descriptor,
+            product="Jabra EVOLVE LINK MS",
+            serial="BENCH0001",
+        )
+        self.device = self.info.device_id
+        self.transport = QueueTransport()
+        config = Config(workstation="bench", listen=Listen("127.0.0.1", 0))
+        self.daemon = Daemon(
+            config, OneDeviceDiscovery(self.info, self.transport), MonotonicClock()
+        )
+        self.url = f"http://127.0.0.1:{self.daemon.listen.port}/metrics"
+        self.rng = random.Random(seed)
+        # What has been pushed so far, to know what the next value must look like.
+        self.off_hook = False
+        self.mute_presses = 0
+
+    def record(self) -> DeviceRecord:
+        snapshot = self.daemon.fleet.snapshot(self.daemon.clock.now())
+        return next(r for r in snapshot.devices if r.info.device_id == self.device)
+
+    # -- what a change looks like in each view ---------------------------------------------
+
+    def fleet_shows(self, off_hook: bool, presses: int) -> Callable[[], bool]:
+        def check() -> bool:
+            r = self.record()
+            return r.state.off_hook is off_hook and r.mute_presses == presses
+
+        return check
+
+    def text_lines(self, off_hook: bool, presses: int) -> tuple[bytes, bytes]:
+        d = self.device
+        hook = f'headsetd_device_off_hook{{device="{d}"}} {float(off_hook)}\n'
+        mute = f'headsetd_device_mute_presses_total{{device="{d}"}} {float(presses)}\n'
+        return hook.encode(), mute.encode()
+
+    def render_shows(self, off_hook: bool, presses: int) -> Callable[[], bool]:
+        hook, mute = self.text_lines(off_hook, presses)
+
+        def check() -> bool:
+            text = generate_latest(self.daemon.registry)
+            return hook in text and mute in text
+
+        return check
+
+    def http_shows(self, off_hook: bool, presses: int) -> Callable[[], bool]:
+        hook, mute = self.text_lines(off_hook, presses)
+
+        def check() -> bool:
+            with urllib.request.urlopen(self.url, timeout=5) as response:  # noqa: S310
+                text = response.read()
+            return hook in text and mute in text
+
+        return check
+
+    # -- driving ---------------------------------------------------------------------------
+
+    def push_and_wait(self, report: bytes, shows: Callable[[], bool]) -> float:
+        """Push one report; microseconds until `shows()` is true."""
+        time.sleep(self.rng.uniform(0.0005, 0.0015))
+        start = time.perf_counter_ns()
+        self.transport.queue.put(report)
+        while not shows():
+            time.sleep(0)
+            if time.perf_counter_ns() - start > 5e9:
+                raise SystemExit("a pushed report did not show within 5 s")
+        return (time.perf_counter_ns() - start) / 1000
+
+    def drain(self, report: bytes) -> None:
+        """Push a report that changes nothing exported, and let the session consume it."""
+        self.transport.queue.put(report)
+        while not self.transport.queue.empty():
+            time.sleep(0)
+        time.sleep(0.001)
+
+    def run_pass(self, samples: int, view: str) -> list[float]:
+        make = {"fleet": self.fleet_shows, "render": self.render_shows, "http": self.http_shows}
+        shows = make[view]
+        out: list[float] = []
+        while len(out) < samples:
+            step = len(out) % 3
+            if step == 0:  # hook on
+                self.off_hook = True
+                out.append(self.push_and_wait(HOOK_ON, shows(True, self.mute_presses)))
+            elif step == 1:  # mute pressed ...
+                self.mute_presses += 1
+                out.append(self.push_and_wait(MUTE_DOWN, shows(True, self.mute_presses)))
+                self.drain(MUTE_UP)  # ... and released
+            else:  # hook off
+                self.off_hook = False
+                out.append(self.push_and_wait(HOOK_OFF, shows(False, self.mute_presses)))
+        if len(out) % 3:  # ended off-hook: hang up, so the next pass starts on-hook
+            self.off_hook = False
+            self.push_and_wait(HOOK_OFF, shows(False, self.mute_presses))
+        return out
+
+    def render_durations(self, samples: int) -> list[float]:
+        out = []
+        for _ in range(samples):
+            start = time.perf_counter_ns()
+            generate_latest(self.daemon.registry)
+            out.append((time.perf_counter_ns() - start) / 1000)
+        return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=2000, help="measured reports per pass")
+    parser.add_argument("--http-samples", type=int, default=None, help="default: --samples")
+    parser.add_argument("--seed", type=int, default=20240611)
+    args = parser.parse_args()
+    http_samples = args.samples if args.http_samples is None else args.http_samples
+
+    with open(os.devnull, "w") as devnull:
+        configure_logging("json", "info", stream=devnull)
+        bench = Bench(args.seed)
+        bench.daemon.start()
+        try:
+            bench.render_durations(50)  # warm-up: imports, caches
+            results = {
+                "push -> fleet updated": bench.run_pass(args.samples, "fleet"),
+                "push -> visible in a render": bench.run_pass(args.samples, "render"),
+                "push -> visible in HTTP /metrics": bench.run_pass(http_samples, "http"),
+                "render alone (generate_latest)": bench.render_durations(args.samples),
+            }
+        finally:
+            bench.daemon.stop()
+
+    print(f"{'microseconds':34} {'n':>5} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")
+    for label, unsorted in results.items():
+        values = sorted(unsorted)
+        cells = [percentile(values, p) for p in (50, 90, 99)] + [values[-1]]
+        print(f"{label:34} {len(values):5d} " + " ".join(f"{c:8.0f}" for c in cells))
+    p99 = percentile(sorted(results["push -> visible in a render"]), 99)
+    verdict = "met" if p99 < TARGET_P99_US else "NOT met"
+    print(
+        f"\ntarget push -> visible in a render p99 < {TARGET_P99_US:.0f} us: {verdict} "
+        f"({p99:.0f} us)"
+    )
+    print(
+        f"device {bench.device}, seed {args.seed}, python {platform.python_version()}, "
+        f"nproc {os.cpu_count()}"
+    )
+    print(f"command: .venv/bin/python bench/latency.py {' '.join(sys.argv[1:])}".rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
