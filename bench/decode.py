@@ -27,6 +27,7 @@ Target: headsetd >= 50x hid-tools in total reports/s.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import random
 import sys
@@ -173,7 +174,8 @@ def main() -> int:
     )
     print(
         f"fixtures {len(cases)}, seed {args.seed}, best of {args.repeats} (headsetd) / "
-        f"{max(1, args.repeats // 2)} (hid-tools); python {platform.python_version()}"
+        f"{max(1, args.repeats // 2)} (hid-tools); python {platform.python_version()}, "
+        f"nproc {os.cpu_count()}, loadavg {os.getloadavg()[0]:.2f}"
     )
     print(f"command: .venv/bin/python bench/decode.py {' '.join(sys.argv[1:])}".rstrip())
     return 0

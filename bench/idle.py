@@ -18,6 +18,9 @@ device_connected log lines (it does not touch the port), lets the daemon settle 
 (default 5), samples /proc, sleeps the window, samples again, and only then scrapes /metrics
 once to prove the daemon was serving (4 devices with headsetd_device_connected 1).
 
+With --read-timeout S the daemon runs with a config file that sets [devices]
+read_timeout_seconds = S (to see how the idle cost scales with it).
+
 Python 3.11 does not give its threads OS names (every /proc/<pid>/task/*/comm is "headsetd").
 With --name-threads the daemon is started through a tiny launcher that prctl(PR_SET_NAME)s
 each thread with its Python name (main, http, replay-N, session-replay-N) before running the
@@ -25,7 +28,7 @@ same `headsetd.cli.main`; no other behaviour changes. Use it to attribute wake-u
 
 Target: < 0.5 s CPU per hour (extrapolated from the window).
 
-    .venv/bin/python bench/idle.py [--seconds N] [--settle N] [--name-threads]
+    .venv/bin/python bench/idle.py [--seconds N] [--settle N] [--name-threads] [--read-timeout S]
 """
 
 from __future__ import annotations
@@ -164,6 +167,11 @@ def main() -> int:  # noqa: PLR0915 - one linear measurement
     parser.add_argument("--seconds", type=float, default=60.0, help="measurement window")
     parser.add_argument("--settle", type=float, default=5.0, help="wait before the window")
     parser.add_argument(
+        "--read-timeout",
+        type=float,
+        help="run with a config setting [devices] read_timeout_seconds (default: headsetd's)",
+    )
+    parser.add_argument(
         "--name-threads", action="store_true", help="name OS threads after Python threads"
     )
     args = parser.parse_args()
@@ -178,6 +186,10 @@ def main() -> int:  # noqa: PLR0915 - one linear measurement
         port = free_port()
         daemon_args = ["run", "--replay", *files, "--listen", f"127.0.0.1:{port}"]
         daemon_args += ["--log-format", "json"]
+        if args.read_timeout is not None:
+            config = Path(tmp, "headsetd.toml")
+            config.write_text(f"[devices]\nread_timeout_seconds = {args.read_timeout}\n")
+            daemon_args += ["--config", str(config)]
         if args.name_threads:
             command = [str(PYTHON), "-c", LAUNCHER, *daemon_args]
         else:

@@ -249,7 +249,7 @@ def main() -> int:
     )
     print(
         f"device {bench.device}, seed {args.seed}, python {platform.python_version()}, "
-        f"nproc {os.cpu_count()}"
+        f"nproc {os.cpu_count()}, loadavg {os.getloadavg()[0]:.2f}"
     )
     print(f"command: .venv/bin/python bench/latency.py {' '.join(sys.argv[1:])}".rstrip())
     return 0
