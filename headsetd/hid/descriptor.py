@@ -12,8 +12,10 @@ cannot make it hang or allocate without bound.
 The item semantics follow the HID 1.11 specification and, where the specification is loose,
 the Linux kernel's hid-core (which is what the headset's hidraw node is made from):
 - a Logical Maximum is read as signed when the Logical Minimum is negative;
-- a Usage of 1 or 2 bytes takes the Usage Page that is current when the Main item is reached
-  (so `Usage; Usage Page; Input` works as it does in the kernel);
+- a Usage of 1 or 2 bytes takes the Usage Page current when it is declared, and the trailing
+  usages declared before the last Usage Page take that page at the Main item (the kernel's
+  hid_concatenate_last_usage_page), so `Usage; Usage Page; Input` gives the later page while
+  `Usage; Usage Page; Usage; Input` keeps each usage's own page;
 - a variable item with fewer usages than its count repeats its last usage;
 - a Constant item that carries usages is data, not padding: real speakerphones (Anker
   PowerConf, the Razer USB microphone in tests/fixtures/hid) flag their Hook Switch Constant.
@@ -31,6 +33,12 @@ MAX_REPORT_SIZE_BITS = 256  # hid_parser_global rejects larger Report Size value
 MAX_REPORT_COUNT = 12288  # HID_MAX_USAGES
 MAX_REPORT_BYTES = 16384  # HID_MAX_BUFFER_SIZE
 MAX_USAGES_PER_ITEM = 12288  # HID_MAX_USAGES: bounds usage ranges, the source of blow-ups
+# Usages held by all Fields together (a variable Field holds 1, an array all of its own): each
+# bound above holds, yet 4 KiB of items can still ask for millions of 1-bit Fields (Report Count
+# 12288 repeated under fresh report IDs) or millions of array usages. Real descriptors hold a
+# few thousand at most (2230 in tests/fixtures/hid); this keeps a hostile one to ~10 MB and
+# under a second.
+MAX_FIELD_USAGES = 65536
 MAX_GLOBAL_STACK = 16  # Push depth (the kernel allows 4; a few real devices nest deeper)
 MAX_COLLECTION_DEPTH = 64
 
@@ -177,6 +185,7 @@ class _Globals:
 class _Usage:
     value: int
     extended: bool  # a 4-byte usage carries its own page
+    page: int = 0  # the Usage Page current when a 1- or 2-byte usage was declared
 
 
 @dataclass(slots=True)
@@ -216,6 +225,7 @@ class _Parser:
         self.application = 0
         self.applications: list[int] = []
         self.reports: dict[tuple[ReportKind, int | None], _ReportBuilder] = {}
+        self.field_usages = 0  # bounded by MAX_FIELD_USAGES
 
     def parse(self) -> ReportDescriptor:
         raw = self.raw
@@ -288,7 +298,7 @@ class _Parser:
 
     def _local(self, tag: int, value: int, nbytes: int, offset: int) -> None:
         loc = self.locals
-        usage = _Usage(value, extended=nbytes == 4)
+        usage = _Usage(value, extended=nbytes == 4, page=self.globals.usage_page)
         if tag == 0x0:
             if len(loc.usages) >= MAX_USAGES_PER_ITEM:
                 raise DescriptorError("too many usages for one item", offset)
@@ -307,10 +317,23 @@ class _Parser:
             return usage.value
         return (self.globals.usage_page << 16) | (usage.value & 0xFFFF)
 
+    def _concatenate_usage_page(self, declared: list[_Usage]) -> list[int]:
+        """The kernel's hid_concatenate_last_usage_page: each usage has the page it was declared
+        under, except the trailing ones declared before the current page, which take it."""
+        page = self.globals.usage_page
+        usages = [u.value if u.extended else (u.page << 16) | (u.value & 0xFFFF) for u in declared]
+        for i in reversed(range(len(declared))):
+            if declared[i].extended:
+                continue
+            if declared[i].page == page:
+                break
+            usages[i] = (page << 16) | (declared[i].value & 0xFFFF)
+        return usages
+
     def _local_usages(self, offset: int) -> list[int]:
         """The item's usages: explicit ones first, then a Usage Minimum..Maximum range."""
         loc = self.locals
-        usages = [self._extend(u) for u in loc.usages]
+        usages = self._concatenate_usage_page(loc.usages)
         if loc.usage_min is not None or loc.usage_max is not None:
             if loc.usage_min is None or loc.usage_max is None:
                 raise DescriptorError("Usage Minimum without Usage Maximum (or reverse)", offset)
@@ -362,6 +385,9 @@ class _Parser:
             raise DescriptorError(f"report exceeds {MAX_REPORT_BYTES} bytes", offset)
         if size * count == 0:
             return  # an item of no bits occupies nothing and carries nothing
+        self.field_usages += count if usages and flags & FLAG_VARIABLE else max(len(usages), 1)
+        if self.field_usages > MAX_FIELD_USAGES:
+            raise DescriptorError(f"fields hold more than {MAX_FIELD_USAGES} usages", offset)
         whole = Field(
             kind,
             g.report_id,
