@@ -6,8 +6,9 @@ renders it; prometheus-pve-exporter's shape.
 
 Never does: wait on a device or take a lock longer than a snapshot copy, do I/O, or put a
 device-supplied string anywhere but an `_info` label (strings are sanitised at discovery).
-Records are typed and complete, so rendering has no failure path of its own. Counters of a known device are rendered from the start
-at 0 for every state/button the device has, so `increase()` sees the first change.
+Records are typed and complete, so rendering has no failure path of its own. Counters of a
+known device are rendered from the start at 0 for every state/button the device has, so
+`increase()` sees the first change.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ same usages is not counted twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from headsetd.hid import usages as u
@@ -98,10 +98,17 @@ class _ArrayPlan:
 
 @dataclass(frozen=True, slots=True)
 class _ReportPlan:
+    """One input report's plan: shifts are counted from byte `first_byte` of the wire report,
+    and `watched` masks every bit a watched control occupies in `report[first_byte:end_byte]`
+    as a little-endian integer; all other bits cannot change the Reading."""
+
     report_id: int | None
     wire_bytes: int
     variables: tuple[_VariablePlan, ...]
     arrays: tuple[_ArrayPlan, ...]
+    first_byte: int
+    end_byte: int
+    watched: int
 
 
 def control_of(field: Field, extended_usage: int) -> Control | None:
@@ -117,6 +124,7 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
     offset = 0 if report_id is None else 8  # the report-ID byte precedes the data
     variables: list[_VariablePlan] = []
     arrays: list[_ArrayPlan] = []
+    spans: list[tuple[int, int]] = []  # (first bit, bit count) of each watched field
     for field in fields:
         if field.is_padding:
             continue
@@ -128,6 +136,7 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
                 variables.append(
                     _VariablePlan(control, offset + field.bit, mask, sign_bit, field.relative)
                 )
+                spans.append((offset + field.bit, field.size))
             continue
         mapping = []
         for index, extended_usage in enumerate(field.usages):
@@ -144,7 +153,24 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
                     relative=field.relative,
                 )
             )
-    return _ReportPlan(report_id, wire_bytes, tuple(variables), tuple(arrays))
+            spans.append((offset + field.bit, field.size * field.count))
+    if not spans:
+        return _ReportPlan(report_id, wire_bytes, (), (), 0, 0, 0)
+    first_byte = min(start for start, _ in spans) // 8
+    end_byte = (max(start + bits for start, bits in spans) + 7) // 8
+    base = first_byte * 8
+    watched = 0
+    for start, bits in spans:
+        watched |= ((1 << bits) - 1) << (start - base)
+    return _ReportPlan(
+        report_id,
+        wire_bytes,
+        tuple(replace(v, shift=v.shift - base) for v in variables),
+        tuple(replace(a, shifts=tuple(s - base for s in a.shifts)) for a in arrays),
+        first_byte,
+        end_byte,
+        watched,
+    )
 
 
 def has_telephony_inputs(descriptor: ReportDescriptor) -> bool:
@@ -161,10 +187,19 @@ def has_telephony_inputs(descriptor: ReportDescriptor) -> bool:
     )
 
 
-class TelephonyDecoder:
-    """Decodes a device's input reports into `Reading`s with a plan compiled at construction."""
+# Distinct watched-bit patterns remembered per report ID; a headset shows a few dozen at most.
+_CACHE_LIMIT = 256
 
-    __slots__ = ("_numbered", "_plans", "controls")
+
+class TelephonyDecoder:
+    """Decodes a device's input reports into `Reading`s with a plan compiled at construction.
+
+    Readings are immutable, so the one for a given pattern of watched bits is made once and
+    then shared: decoding a report is a slice, a mask and a dictionary lookup. One decoder
+    belongs to one session thread.
+    """
+
+    __slots__ = ("_cache", "_numbered", "_plans", "controls")
 
     def __init__(self, descriptor: ReportDescriptor) -> None:
         inputs = descriptor.reports_of(ReportKind.INPUT)
@@ -173,6 +208,7 @@ class TelephonyDecoder:
             report_id: _plan_report(report_id, report.wire_bytes, report.fields)
             for report_id, report in inputs.items()
         }
+        self._cache: dict[int | None, dict[int, Reading]] = {r: {} for r in self._plans}
         found: dict[Control, None] = {}
         for plan in self._plans.values():
             found.update((v.control, None) for v in plan.variables)
@@ -194,17 +230,27 @@ class TelephonyDecoder:
                 "wrong_length",
                 f"report {report_id} is {len(report)} bytes, not {plan.wire_bytes}",
             )
-        if not plan.variables and not plan.arrays:
+        if not plan.watched:
             return Reading(report_id, ())
-        bits = int.from_bytes(report, "little")
-        values: list[ControlValue] = []
-        for var in plan.variables:
-            value = (bits >> var.shift) & var.mask
-            if var.sign_bit and value & var.sign_bit:
-                value -= var.sign_bit << 1
-            values.append(ControlValue(var.control, value, var.relative))
-        for array in plan.arrays:
-            slots = {(bits >> shift) & array.mask for shift in array.shifts}
-            on = {control for index, control in array.index_of_control if index in slots}
-            values.extend(ControlValue(c, int(c in on), array.relative) for c in array.controls)
-        return Reading(report_id, tuple(values))
+        bits = int.from_bytes(report[plan.first_byte : plan.end_byte], "little") & plan.watched
+        cache = self._cache[report_id]
+        reading = cache.get(bits)
+        if reading is None:
+            reading = _read(plan, bits)
+            if len(cache) < _CACHE_LIMIT:
+                cache[bits] = reading
+        return reading
+
+
+def _read(plan: _ReportPlan, bits: int) -> Reading:
+    values: list[ControlValue] = []
+    for var in plan.variables:
+        value = (bits >> var.shift) & var.mask
+        if var.sign_bit and value & var.sign_bit:
+            value -= var.sign_bit << 1
+        values.append(ControlValue(var.control, value, var.relative))
+    for array in plan.arrays:
+        slots = {(bits >> shift) & array.mask for shift in array.shifts}
+        on = {control for index, control in array.index_of_control if index in slots}
+        values.extend(ControlValue(c, int(c in on), array.relative) for c in array.controls)
+    return Reading(plan.report_id, tuple(values))
