@@ -1,0 +1,164 @@
+"""Guest-side pytest wiring (runs only inside the VM, HEADSETD_VM_GUEST=1).
+
+Owns: writing one JSON line per test phase to $HEADSETD_VM_RUN/reports.jsonl, which the host's
+tests/vm/test_vm.py turns back into host test results; the shared fixtures of the guest tests.
+
+Never: runs on the host (tests/vm/conftest.py keeps this directory out of host collection).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+RUN = Path(os.environ.get("HEADSETD_VM_RUN", "/nonexistent"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if not RUN.is_dir():
+        return
+    sections = "\n".join(f"--- {name} ---\n{text}" for name, text in report.sections if text)
+    entry = {
+        "nodeid": report.nodeid,
+        "when": report.when,
+        "outcome": report.outcome,
+        "duration": report.duration,
+        "longrepr": str(report.longrepr) if report.longrepr else "",
+        "sections": sections[-20000:],
+    }
+    with open(RUN / "reports.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# shared fixtures of the guest tests
+
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+import gadget  # noqa: E402
+import hidreport  # noqa: E402
+
+
+def measure(name: str, **values: object) -> None:
+    """Record a figure (latency, timing) for the host to print and keep: measurements.jsonl."""
+    if RUN.is_dir():
+        with open(RUN / "measurements.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({"name": name, **values}) + "\n")
+
+
+def serial_for(fx: hidreport.Fixture) -> str:
+    """A serial unique per fixture, stable across runs (so ids in failures can be compared)."""
+    return f"VT{sum(fx.stem.encode()) % 10000:04d}{fx.product_id:04X}"
+
+
+@dataclass
+class UdevEvent:
+    t: float
+    action: str
+    subsystem: str
+    sys_name: str
+    device_node: str | None
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+class UdevRecorder:
+    """Every udev-processed event (source "udev", as pyudev and headsetd see them) in order."""
+
+    def __init__(self) -> None:
+        import pyudev
+
+        self.events: list[UdevEvent] = []
+        self._lock = threading.Lock()
+        self._mon = pyudev.Monitor.from_netlink(pyudev.Context())
+        for sub in ("hidraw", "usb", "sound", "hid"):
+            self._mon.filter_by(sub)
+        self._mon.start()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            d = self._mon.poll(timeout=0.2)
+            if d is None:
+                continue
+            ev = UdevEvent(
+                time.time(),
+                d.action or "",
+                d.subsystem or "",
+                d.sys_name,
+                d.device_node,
+                {
+                    k: d.properties[k]
+                    for k in ("ID_VENDOR_ID", "ID_MODEL_ID", "ID_SERIAL_SHORT", "DEVPATH")
+                    if k in d.properties
+                },
+            )
+            with self._lock:
+                self.events.append(ev)
+
+    def snapshot(self) -> list[UdevEvent]:
+        with self._lock:
+            return list(self.events)
+
+    def stop(self) -> None:
+        self._stop = True
+        self._thread.join(2)
+
+
+@pytest.fixture(scope="session")
+def udev_events() -> Iterator[UdevRecorder]:
+    rec = UdevRecorder()
+    yield rec
+    rec.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftover_gadgets() -> Iterator[None]:
+    gadget.cleanup_all()
+    yield
+    gadget.cleanup_all()
+
+
+@dataclass
+class Plugged:
+    """Every fixture plugged at once, one gadget (one USB bus) each."""
+
+    gadgets: dict[str, gadget.Gadget]
+    fixtures: dict[str, hidreport.Fixture]
+    plug_s: float
+    t_plug: float  # time.time() when the first UDC was bound
+
+
+@pytest.fixture(scope="session")
+def all_plugged(udev_events: UdevRecorder) -> Iterator[Plugged]:
+    fixtures = {fx.stem: fx for fx in hidreport.all_fixtures()}
+    free = gadget.free_udcs()
+    if len(free) < len(fixtures):
+        pytest.fail(f"{len(fixtures)} fixtures but {len(free)} free UDCs: raise vmboot.UDCS")
+    gadgets = {
+        stem: gadget.Gadget.from_fixture(fx, serial_for(fx), name=f"fx{i:02d}").create()
+        for i, (stem, fx) in enumerate(fixtures.items())
+    }
+    t0 = time.monotonic()
+    t_plug = time.time()
+    for g, udc in zip(gadgets.values(), free):
+        g.plug_nowait(udc)
+    for g in gadgets.values():
+        g.wait_plugged(timeout=120)
+    gadget.udev_settle(120)
+    for g in gadgets.values():
+        gadget.wait_for(g.hidraw_nodes, 30, f"{g.name}'s hidraw after settle")
+        g._open()
+    plug_s = time.monotonic() - t0
+    measure("plug_all_fixtures_s", value=round(plug_s, 2), count=len(gadgets))
+    yield Plugged(gadgets, fixtures, plug_s, t_plug)
+    for g in gadgets.values():
+        g.destroy()

@@ -1,0 +1,40 @@
+#!/bin/bash
+# Runs INSIDE the VM test guest, as root, in the host's filesystem (9p, read-only + tmpfs overlay),
+# started by kernel/init. Owns the guest's system setup: configfs, systemd-udevd (real hotplug
+# events for pyudev, module loading by modalias, /dev permissions), the USB gadget and host
+# modules (dummy_hcd with $HVM_UDCS buses), then the guest pytest run whose reports go to $HVM_RUN.
+# Never writes to the host outside $HVM_RUN (nothing else is writable through 9p).
+set -u
+# udevadm refuses to trigger/settle "in a chroot" (kernel/init chroots into the 9p root)
+export SYSTEMD_IGNORE_CHROOT=1
+RUN=${HVM_RUN:?}
+. "$RUN/env.sh"
+up() { cut -d' ' -f1 /proc/uptime; }
+log() { echo "[guest $(up)s] $*"; }
+log "entry: kernel $(uname -r), repo $HVM_REPO"
+
+modprobe configfs && mount -t configfs configfs /sys/kernel/config || { log "configfs FAILED"; exit 90; }
+# udevd: the same daemon a desktop runs; resolve-names=never because the guest has no NSS service
+/lib/systemd/systemd-udevd --daemon --resolve-names=never 2> "$RUN/udevd.err" || { log "udevd FAILED"; exit 91; }
+udevadm trigger --type=subsystems --action=add
+udevadm trigger --type=devices --action=add
+udevadm settle -t 60
+log "udevd up"
+for m in "dummy_hcd num=$HVM_UDCS" libcomposite usb_f_hid usb_f_uac2 usbhid hid_generic snd_usb_audio; do
+  # shellcheck disable=SC2086  # word splitting intended: module name + parameters
+  modprobe $m || { log "modprobe $m FAILED"; exit 92; }
+done
+udevadm settle -t 60
+log "modules loaded; UDCs: $(ls /sys/class/udc | tr '\n' ' ')"
+
+cd "$HVM_REPO" || exit 93
+mapfile -t ARGS < "$RUN/pytest-args"
+export PATH="$HVM_BIN:$PATH" HEADSETD_VM_GUEST=1 HEADSETD_VM_RUN="$RUN" PYTHONUNBUFFERED=1 \
+  PYTHONDONTWRITEBYTECODE=1
+[ -n "$HVM_CI" ] && export CI="$HVM_CI"
+log "pytest ${ARGS[*]}"
+"$HVM_PYTHON" -m pytest -p no:cacheprovider -v -rfEs --tb=short "${ARGS[@]}"
+rc=$?
+log "pytest exit code $rc"
+dmesg > "$RUN/dmesg.txt" 2>&1
+exit $rc
