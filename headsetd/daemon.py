@@ -16,6 +16,7 @@ import selectors
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass, replace
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -44,6 +45,8 @@ from headsetd.session import (
 from headsetd.session import event_fields as _event_fields
 
 log = structlog.get_logger("headsetd")
+
+SHUTDOWN_GRACE_SECONDS = 1.0
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -163,9 +166,13 @@ class Daemon:
         for w in watched:
             if w.session is not None:
                 w.session.stop()
+        # A reader blocked in hidapi's read() notices the stop only when the read times out;
+        # closing its handle from here would race that read. So wait briefly, then leave the
+        # rest to process exit (the threads are daemons; the kernel closes their nodes).
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
         for w in watched:
             if w.thread is not None:
-                w.thread.join(self.config.read_timeout_seconds + 1.0)
+                w.thread.join(max(0.0, deadline - time.monotonic()))
         os.write(self._wake_w, b"x")
         self._server_thread.join(5.0)
         self._server.server_close()
@@ -270,5 +277,7 @@ class Daemon:
             log.info(DeviceDisconnected.event, device=watched.device_id, reason="unplugged")
             return
         watched.session.stop("unplugged")
+        # An unplugged node fails the pending read at once; the bound keeps udev events flowing
+        # if it ever does not (the session then ends at its read timeout, on its own).
         if watched.thread is not None and watched.thread is not threading.current_thread():
-            watched.thread.join(self.config.read_timeout_seconds + 1.0)
+            watched.thread.join(SHUTDOWN_GRACE_SECONDS)
