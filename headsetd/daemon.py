@@ -185,6 +185,15 @@ class Daemon:
             self._discovery_errors[kind] = self._discovery_errors.get(kind, 0) + 1
 
     def _on_add(self, info: DeviceInfo) -> None:
+        """Called by discovery (the udev monitor's thread): never lets an exception out, or
+        that thread would die and hotplug with it."""
+        try:
+            self._add(info)
+        except Exception:  # see the docstring; the device is counted and logged
+            self._count_discovery_error("internal")
+            log.exception("device_add_failed", path=info.path)
+
+    def _add(self, info: DeviceInfo) -> None:
         if self._stopping.is_set():
             return
         with self._lock:

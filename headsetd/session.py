@@ -84,7 +84,7 @@ class ReportRejected:
 
 @dataclass(frozen=True, slots=True)
 class ReadFailed:
-    kind: str  # "read", "access_denied", "open": the `headsetd_device_errors_total` kind
+    kind: str  # read, access_denied, open, internal: the `headsetd_device_errors_total` kind
     detail: str
     event: ClassVar[str] = "read_failed"
 
@@ -220,6 +220,11 @@ class Session:
             self._on_exit(DeviceDisconnected(reason), self._clock.now())
 
     def feed(self, report: bytes, now: float) -> None:
-        self.state, events = decode_and_step(self._decoder, self.state, report, now)
+        try:
+            self.state, events = decode_and_step(self._decoder, self.state, report, now)
+        except Exception as exc:  # a bug met by one report must not end the session
+            events = [
+                ReadFailed("internal", f"{type(exc).__name__}: {exc}; report {report[:64].hex()}")
+            ]
         if events:
             self._sink(events, now)
