@@ -23,17 +23,9 @@ from prometheus_client.core import (
 )
 
 from headsetd.fleet import DeviceRecord, FleetSnapshot
-from headsetd.hid.decoder import Control
+from headsetd.hid.decoder import BUTTONS, Control
 
 ERROR_KINDS = ("read", "malformed_report", "access_denied", "open")
-_BUTTONS = (
-    Control.FLASH,
-    Control.REDIAL,
-    Control.DROP,
-    Control.CONSUMER_MUTE,
-    Control.VOLUME_UP,
-    Control.VOLUME_DOWN,
-)
 
 
 class HeadsetCollector:
@@ -146,7 +138,7 @@ def render_devices(snapshot: FleetSnapshot) -> Iterator[Metric]:
             mute_presses.add_metric([d], record.mute_presses)
         if record.connected and record.state.muted is not None:
             muted.add_metric([d], float(record.state.muted))
-        for button in _BUTTONS:
+        for button in BUTTONS:
             if button in record.controls:
                 buttons.add_metric([d, button.value], record.button_presses.get(button.value, 0))
         for kind in sorted(set(ERROR_KINDS) | set(record.errors)):

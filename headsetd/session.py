@@ -19,18 +19,6 @@ from headsetd.clock import Clock
 from headsetd.hid.decoder import Control, MalformedReport, Reading, TelephonyDecoder
 from headsetd.hid.transport import DeviceGone, HidTransport, TransportError
 
-# Controls counted as presses (a rising edge is one press), whatever their Input flags say.
-_BUTTONS = frozenset(
-    {
-        Control.FLASH,
-        Control.REDIAL,
-        Control.DROP,
-        Control.CONSUMER_MUTE,
-        Control.VOLUME_UP,
-        Control.VOLUME_DOWN,
-    }
-)
-
 
 @dataclass(frozen=True, slots=True)
 class HeadsetState:

@@ -33,6 +33,16 @@ class Control(StrEnum):
     VOLUME_DOWN = "volume_down"
 
 
+# Controls that are buttons: each rising edge is one press, whatever their Input flags say.
+BUTTONS = (
+    Control.FLASH,
+    Control.REDIAL,
+    Control.DROP,
+    Control.CONSUMER_MUTE,
+    Control.VOLUME_UP,
+    Control.VOLUME_DOWN,
+)
+
 _CONTROL_BY_USAGE: dict[int, Control] = {
     u.HOOK_SWITCH: Control.HOOK_SWITCH,
     u.PHONE_MUTE: Control.PHONE_MUTE,
