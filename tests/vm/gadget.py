@@ -306,8 +306,11 @@ class Gadget:
         """The gadget side's own ALSA card (UAC2Gadget): playing into it feeds the host's mic."""
         if not self.udc:
             return None
-        cards = sorted((PLATFORM / self.udc).glob("gadget*/sound/card*"))
-        return int(cards[0].name[4:]) if cards else None
+        prefix = str(PLATFORM / self.udc) + "/"
+        for card in sorted(Path("/sys/class/sound").glob("card*")):
+            if os.path.realpath(card).startswith(prefix):
+                return int(card.name[4:])
+        return None
 
     # -- HID traffic -----------------------------------------------------------------------------
     @property
@@ -378,7 +381,10 @@ class Gadget:
         silence for None. Returns the running aplay; the caller waits for or stops it."""
         if not self.audio:
             raise GadgetError(f"{self.name} has no audio function")
-        card = wait_for(self.gadget_card, 10, "the gadget's ALSA card")
+        wait_for(
+            lambda: self.gadget_card() is not None, 10, "the gadget's ALSA card"
+        )  # card 0 is falsy
+        card = self.gadget_card()
         raw = tone_s16(level_dbfs, seconds, freq, self.audio.rate, self.audio.mic_channels)
         path = Path(f"/tmp/{self.name}-tone.raw")
         path.write_bytes(raw)
@@ -429,13 +435,16 @@ def tone_s16(
 
 def rms_dbfs_s16(raw: bytes) -> tuple[float, float]:
     """(RMS dBFS, peak dBFS) of mono S16LE samples; -inf for digital silence."""
-    import audioop  # C speed (deprecated, still in 3.11/3.12): pure Python is slow under TCG
-
-    if not raw:
+    a = array.array("h")
+    a.frombytes(raw[: len(raw) // 2 * 2])
+    if not a:
         return -math.inf, -math.inf
-    rms = audioop.rms(raw, 2) / 32768
-    peak = audioop.max(raw, 2) / 32768
-    to_db = lambda x: 20 * math.log10(x) if x > 0 else -math.inf  # noqa: E731
+    rms = math.sqrt(math.fsum(x * x for x in a) / len(a)) / 32768
+    peak = max(abs(min(a)), abs(max(a))) / 32768
+
+    def to_db(x: float) -> float:
+        return 20 * math.log10(x) if x > 0 else -math.inf
+
     return to_db(rms), to_db(peak)
 
 

@@ -13,9 +13,16 @@ up() { cut -d' ' -f1 /proc/uptime; }
 log() { echo "[guest $(up)s] $*"; }
 log "entry: kernel $(uname -r), repo $HVM_REPO"
 
+# The gadget side's own sound card (UAC2Gadget) is the virtual headset's far end, not a device of
+# this "desktop": PulseAudio must leave it alone, or it holds the PCM the tests play the mic into.
+mkdir -p /run/udev/rules.d
+echo 'SUBSYSTEM=="sound", KERNEL=="card*", ATTR{id}=="UAC2Gadget*", ENV{PULSE_IGNORE}="1"' \
+  > /run/udev/rules.d/70-headsetd-vm-gadget-audio.rules
+
 modprobe configfs && mount -t configfs configfs /sys/kernel/config || { log "configfs FAILED"; exit 90; }
-# udevd: the same daemon a desktop runs; resolve-names=never because the guest has no NSS service
-/lib/systemd/systemd-udevd --daemon --resolve-names=never 2> "$RUN/udevd.err" || { log "udevd FAILED"; exit 91; }
+# udevd: the same daemon a desktop runs; it resolves group names (audio for /dev/snd/*, which
+# PulseAudio in system mode needs) from the host's /etc/group
+/lib/systemd/systemd-udevd --daemon --resolve-names=early 2> "$RUN/udevd.err" || { log "udevd FAILED"; exit 91; }
 udevadm trigger --type=subsystems --action=add
 udevadm trigger --type=devices --action=add
 udevadm settle -t 60
