@@ -193,26 +193,36 @@ class Daemon:
             self._count_discovery_error("internal")
             log.exception("device_add_failed", path=info.path)
 
-    def _add(self, info: DeviceInfo) -> None:
-        if self._stopping.is_set():
-            return
-        with self._lock:
-            if info.path in self._watched:
-                return  # the monitor and the initial scan both saw it
+    def _decoder_for(self, info: DeviceInfo) -> TelephonyDecoder | None:
+        """The device's decoder, or None if headsetd does not watch it (logged, counted)."""
         try:
             descriptor = parse_report_descriptor(info.descriptor)
         except DescriptorError as exc:
             self._count_discovery_error("malformed_descriptor")
             log.warning("descriptor_rejected", path=info.path, error=str(exc))
-            return
+            return None
         if not has_telephony_inputs(descriptor):
             log.debug("device_ignored", path=info.path, reason="no telephony inputs")
+            return None
+        return TelephonyDecoder(descriptor)
+
+    def _add(self, info: DeviceInfo) -> None:
+        if self._stopping.is_set():
             return
-        decoder = TelephonyDecoder(descriptor)
-        info = self._unique(info)
+        decoder = self._decoder_for(info)
+        if decoder is None:
+            return
+        with self._lock:
+            # Checked and claimed in one step: the monitor and the initial scan may report
+            # the same node at the same time, from two threads.
+            if info.path in self._watched:
+                return
+            info = self._unique(info)
+            watched = self._watched[info.path] = _Watched(info.device_id, 0, None, None)
         device_log = log.bind(device=info.device_id)
-        now = self.clock.now()
-        generation = self.fleet.connect(info, decoder.controls, now)
+        generation = watched.generation = self.fleet.connect(
+            info, decoder.controls, self.clock.now()
+        )
         device_log.info(
             DeviceConnected.event,
             path=info.path,
@@ -223,9 +233,6 @@ class Daemon:
             serial=info.serial,
             controls=[c.value for c in decoder.controls],
         )
-        watched = _Watched(info.device_id, generation, None, None)
-        with self._lock:
-            self._watched[info.path] = watched
 
         def sink(events: list[Event], at: float) -> None:
             self.fleet.apply(info.device_id, generation, events, at)
@@ -261,10 +268,9 @@ class Daemon:
 
     def _unique(self, info: DeviceInfo) -> DeviceInfo:
         """Two nodes with one id (a second telephony interface, or a vendor that gives every
-        unit the same serial) stay two devices: the later one's id gets its node's name."""
-        with self._lock:
-            taken = {w.device_id for w in self._watched.values()}
-        if info.device_id not in taken:
+        unit the same serial) stay two devices: the later one's id gets its node's name.
+        Called with the lock held."""
+        if info.device_id not in {w.device_id for w in self._watched.values()}:
             return info
         unique = replace(info, id_suffix=f"~{os.path.basename(info.path)}")
         log.warning("device_id_collided", device=info.device_id, renamed=unique.device_id)

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +18,12 @@ from typing import IO
 
 import pytest
 
+from headsetd.clock import MonotonicClock
+from headsetd.config import Config, Listen
+from headsetd.daemon import Daemon as DaemonInProcess
+from headsetd.discovery import DeviceInfo
+from headsetd.hid.recording import RecordedReport, Recording
+from headsetd.hid.transport import ReplayTransport
 from tests.conftest import RECORDINGS, require_tool
 
 CALL = RECORDINGS / "jabra_evolve-link-ms_0b0e-0307_call.hid"
@@ -170,3 +177,50 @@ def test_port_in_use_is_a_clear_error() -> None:
         )
     assert result.returncode == 2
     assert "cannot listen" in result.stderr
+
+
+class TwiceDiscovery:
+    """Reports each node twice from two threads at once (monitor and scan racing), and two
+    nodes whose devices claim the same serial."""
+
+    def __init__(self, infos: list[DeviceInfo]) -> None:
+        self.infos = infos
+        self.opened: list[str] = []
+
+    def start(self, on_add, on_remove) -> None:  # type: ignore[no-untyped-def]
+        threads = [
+            threading.Thread(target=on_add, args=(info,)) for info in self.infos for _ in (1, 2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def open(self, info: DeviceInfo) -> ReplayTransport:
+        self.opened.append(info.path)
+        return ReplayTransport([RecordedReport(0.0, b"\x02\x01\x00")] * 2, 1.0, MonotonicClock())
+
+    def stop(self) -> None:
+        pass
+
+
+def test_a_node_reported_twice_is_watched_once_and_shared_serials_stay_two_devices() -> None:
+    recording = Recording.load(CALL)
+    infos = [
+        DeviceInfo(f"/dev/hidraw{n}", 0x0B0E, 0x0307, recording.descriptor, serial="SAME")
+        for n in (1, 2)
+    ]
+    discovery = TwiceDiscovery(infos)
+    daemon_ = DaemonInProcess(
+        Config(workstation="t", listen=Listen("127.0.0.1", 0)), discovery, MonotonicClock()
+    )
+    daemon_.start()
+    try:
+        assert sorted(discovery.opened) == ["/dev/hidraw1", "/dev/hidraw2"]
+        ids = {r.info.device_id for r in daemon_.fleet.snapshot(0.0).devices}
+        # Whichever node came second carries its node's name.
+        assert len(ids) == 2
+        assert "0b0e:0307:SAME" in ids
+        assert ids & {"0b0e:0307:SAME~hidraw1", "0b0e:0307:SAME~hidraw2"}
+    finally:
+        daemon_.stop()
