@@ -34,6 +34,8 @@ done
 udevadm settle -t 60
 log "modules loaded; UDCs: $(ls /sys/class/udc | tr '\n' ' ')"
 
+ip link set lo up || { log "loopback FAILED"; exit 94; }  # headsetd serves /metrics on 127.0.0.1
+
 cd "$HVM_REPO" || exit 93
 mapfile -t ARGS < "$RUN/pytest-args"
 export PATH="$HVM_BIN:$PATH" HEADSETD_VM_GUEST=1 HEADSETD_VM_RUN="$RUN" PYTHONUNBUFFERED=1 \

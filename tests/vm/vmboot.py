@@ -30,7 +30,7 @@ GUEST_DIR = HERE / "guest"
 ENTRY = HERE / "guest_entry.sh"
 # One dummy_hcd instance = one UDC = one USB bus with one port: this many virtual headsets can be
 # plugged at once. More costs boot time (each is a platform device and a root hub).
-UDCS = 20
+UDCS = 28
 DEFAULT_TIMEOUT_S = 900.0
 
 

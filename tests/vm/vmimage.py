@@ -216,6 +216,8 @@ def ensure_packages(kernel_release: str, install: bool, log: Callable[[str], Non
             + " ".join(missing)
             + " (as root: `python3 tests/vm/vmimage.py --install`, or apt-get install them)"
         )
+    log("apt-get update")  # stale lists make apt-get install fail on packages Debian has replaced
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=_apt_env())
     log(f"apt-get install {' '.join(missing)}")
     r = subprocess.run(
         [
