@@ -23,8 +23,10 @@ import select
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from hidreport import Fixture
 
@@ -33,11 +35,14 @@ UDC_CLASS = Path("/sys/class/udc")
 PLATFORM = Path("/sys/devices/platform")
 
 
+T = TypeVar("T")
+
+
 class GadgetError(RuntimeError):
     """The kernel did not do what the gadget asked within the time allowed."""
 
 
-def wait_for(cond, timeout: float, what: str, interval: float = 0.02):  # type: ignore[no-untyped-def]
+def wait_for(cond: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
     """Poll `cond()` until it returns a truthy value (returned), or fail after `timeout` s."""
     end = time.monotonic() + timeout
     while True:
@@ -100,10 +105,10 @@ class Gadget:
         descriptor: bytes,
         vendor_id: int,
         product_id: int,
+        *,
         manufacturer: str,
         product: str,
         serial: str | None,
-        *,
         bcd_device: int = 0x0100,
         audio: Audio | None = None,
         report_length: int = 64,
@@ -133,9 +138,9 @@ class Gadget:
             fx.descriptor,
             fx.vendor_id,
             fx.product_id,
-            maker,
-            product,
-            serial,
+            manufacturer=maker,
+            product=product,
+            serial=serial,
             audio=audio,
             report_length=fx.parsed().max_report_length("input"),
             name=name,
@@ -320,10 +325,8 @@ class Gadget:
 
     def _open(self) -> None:
         if self._hidg is None:
-            path = wait_for(
-                lambda: os.path.exists(self.hidg_path) and self.hidg_path, 10, "the hidg node"
-            )
-            self._hidg = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+            wait_for(lambda: os.path.exists(self.hidg_path), 10, "the hidg node")
+            self._hidg = os.open(self.hidg_path, os.O_RDWR | os.O_NONBLOCK)
 
     def _close(self) -> None:
         if self._hidg is not None:
@@ -349,7 +352,8 @@ class Gadget:
                 left = end - time.monotonic()
                 if left <= 0:
                     raise GadgetError(
-                        f"{self.name}: the host did not take the previous input report within {timeout}s "
+                        f"{self.name}: the host did not take the previous input report "
+                        f"within {timeout}s "
                         "(is any program reading the hidraw node?)"
                     ) from None
                 select.select([], [self._hidg], [], min(left, 0.5))
@@ -358,7 +362,7 @@ class Gadget:
         """Everything the host wrote to the device (output/feature SET_REPORTs) since last asked."""
         if self._hidg is None:
             return []
-        got = []
+        got: list[bytes] = []
         while True:
             try:
                 b = os.read(self._hidg, 4096)
@@ -424,7 +428,7 @@ def tone_s16(
     one = array.array(
         "h",
         [
-            int(round(amp * math.sin(2 * math.pi * i / period)))
+            round(amp * math.sin(2 * math.pi * i / period))
             for i in range(int(period))
             for _ in range(channels)
         ],
@@ -459,7 +463,7 @@ def cleanup_all() -> None:
     if not CONFIGFS.is_dir():
         return
     for d in list(CONFIGFS.iterdir()):
-        g = Gadget(b"", 0, 0, "", "", None, name=d.name)
+        g = Gadget(b"", 0, 0, manufacturer="", product="", serial=None, name=d.name)
         if (d / "UDC").exists() and (d / "UDC").read_text().strip():
             g.udc = (d / "UDC").read_text().strip()
         try:

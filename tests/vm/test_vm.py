@@ -12,12 +12,12 @@ reason); boots more than once per session; runs guest tests on the host.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 import vmboot
@@ -30,6 +30,7 @@ REPO = vmboot.REPO
 COLLECT_ERROR = "guest-collection-error"
 
 
+@functools.cache
 def _guest_test_ids() -> list[str]:
     """The guest tests' node ids, collected on the host without booting (the guest tests import
     nothing the host lacks: they only act when run)."""
@@ -77,7 +78,7 @@ def _missing(message: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def guest_run(request: pytest.FixtureRequest) -> Iterator[vmboot.GuestResult]:
+def guest_run(request: pytest.FixtureRequest) -> vmboot.GuestResult:
     t0 = time.monotonic()
     try:
         image = vmimage.prepare(install=IN_CI and os.geteuid() == 0)
@@ -99,7 +100,7 @@ def guest_run(request: pytest.FixtureRequest) -> Iterator[vmboot.GuestResult]:
         image, run_dir, args, timeout_s=timeout, echo=os.environ.get("HEADSETD_VM_ECHO") == "1"
     )
     _summarise(request.config, image, prepare_s, result)
-    yield result
+    return result
 
 
 def _summarise(
@@ -138,7 +139,8 @@ def _summarise(
     }
     (result.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     lines = [
-        f"kernel {summary['kernel']}, image {'built now' if summary['image_built_now'] else 'cached'}: "
+        f"kernel {summary['kernel']}, "
+        f"image {'built now' if summary['image_built_now'] else 'cached'}: "
         f"prepare {summary['prepare_s']}s",
         f"guest: entry script at {marks.get('entry')}s, udevd+modules ready at "
         f"{marks.get('modules loaded')}s, pytest done at {marks.get('pytest exit code')}s; "
@@ -160,7 +162,8 @@ def test_guest(guest_run: vmboot.GuestResult, guest_test: str) -> None:
     if rep is None:
         why = "the guest run timed out" if guest_run.timed_out else f"guest rc {guest_run.rc}"
         pytest.fail(
-            f"{guest_test} did not run in the guest ({why}); console tail:\n{guest_run.console_tail()}",
+            f"{guest_test} did not run in the guest ({why}); console tail:\n"
+            + guest_run.console_tail(),
             pytrace=False,
         )
     detail = f"{rep['longrepr']}\n{rep['sections']}".strip()

@@ -9,7 +9,7 @@ only); starts more than one guest per call; hides the guest's console (it is kep
 directory and its tail is shown on failure).
 
 Command line, for working on guest tests (prepares first, cached):
-    python3 tests/vm/vmboot.py [pytest args for the guest, e.g. tests/vm/guest/test_infra.py -k hook]
+    python3 tests/vm/vmboot.py [guest pytest args, e.g. tests/vm/guest/test_1_infra.py -k two]
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import vmimage
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -104,7 +106,7 @@ def qemu_command(
 
 
 def run_guest(
-    image: object,
+    image: vmimage.Image,
     run_dir: Path,
     pytest_args: list[str],
     timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -112,10 +114,7 @@ def run_guest(
 ) -> GuestResult:
     """Boot once; inside, run `python -m pytest <pytest_args>` from the repo with this Python.
 
-    `image` is a vmimage.Image. With echo, the guest console is copied to stderr as it comes."""
-    from vmimage import Image  # local import: vmboot is also imported by the guest-side code
-
-    assert isinstance(image, Image)
+    With echo, the guest console is copied to stderr as it comes."""
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -203,9 +202,6 @@ def read_reports(run_dir: Path) -> dict[str, dict[str, object]]:
 
 
 def main(argv: list[str]) -> int:
-    sys.path.insert(0, str(HERE))
-    import vmimage
-
     img = vmimage.prepare(install=False, log=lambda s: print(f"[vmimage] {s}", flush=True))
     run_dir = vmimage.cache_root() / "runs" / "manual"
     args = argv or [str(GUEST_DIR.relative_to(REPO))]

@@ -154,14 +154,16 @@ def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
 
 def _sh(cmd: str, cwd: Path | None = None) -> None:
     r = subprocess.run(
-        ["bash", "-o", "pipefail", "-c", cmd], cwd=cwd, text=True, capture_output=True
+        ["bash", "-o", "pipefail", "-c", cmd], cwd=cwd, text=True, capture_output=True, check=False
     )
     if r.returncode:
         raise PrepareError(f"command failed ({r.returncode}): {cmd}\n{r.stderr[-2000:]}")
 
 
 def _installed(pkg: str) -> bool:
-    r = subprocess.run(["dpkg-query", "-W", "-f", "${Status}", pkg], text=True, capture_output=True)
+    r = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Status}", pkg], text=True, capture_output=True, check=False
+    )
     return r.returncode == 0 and r.stdout.strip().endswith(" installed")
 
 
@@ -173,7 +175,10 @@ def kernel_package(install: bool, log: Callable[[str], None]) -> tuple[str, str]
     """(kernel release, package version) of Debian's current `linux-image-amd64` target."""
     for attempt in (0, 1):
         r = subprocess.run(
-            ["apt-cache", "depends", "linux-image-amd64"], text=True, capture_output=True
+            ["apt-cache", "depends", "linux-image-amd64"],
+            text=True,
+            capture_output=True,
+            check=False,
         )
         pkg = next(
             (
@@ -233,6 +238,7 @@ def ensure_packages(kernel_release: str, install: bool, log: Callable[[str], Non
         text=True,
         capture_output=True,
         env=_apt_env(),
+        check=False,
     )
     if r.returncode:
         raise PrepareError(f"apt-get install failed:\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}")
@@ -250,6 +256,7 @@ def _download(pkg: str, version: str, dest: Path) -> Path:
             cwd=tmp,
             text=True,
             capture_output=True,
+            check=False,
         )
         if r.returncode:
             raise PrepareError(
@@ -282,7 +289,8 @@ def _kernel_sources(
     deb = _download(srcpkg, version, tmp)
     members = " ".join(f"{srcpkg}/{path}" for path, _, _ in SOURCE_FILES)
     _sh(
-        f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./usr/src/{srcpkg}.tar.xz | tar -xJ -C {tmp} {members}"
+        f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./usr/src/{srcpkg}.tar.xz "
+        f"| tar -xJ -C {tmp} {members}"
     )
     out.mkdir(parents=True, exist_ok=True)
     for path, name, _ in SOURCE_FILES:
@@ -304,6 +312,7 @@ def _build_modules(kernel_release: str, src: Path, build: Path) -> None:
             [sys.executable, str(KERNEL_DIR / script), str(src / name), str(build / name)],
             text=True,
             capture_output=True,
+            check=False,
         )
         if r.returncode:
             raise PrepareError(
@@ -312,7 +321,10 @@ def _build_modules(kernel_release: str, src: Path, build: Path) -> None:
             )
     (build / "Kbuild").write_text(KBUILD)
     r = subprocess.run(
-        ["make", "-s", "-C", str(headers), f"M={build}", "modules"], text=True, capture_output=True
+        ["make", "-s", "-C", str(headers), f"M={build}", "modules"],
+        text=True,
+        capture_output=True,
+        check=False,
     )
     if r.returncode:
         raise PrepareError(
@@ -333,6 +345,7 @@ def _module_closure(root: Path, kernel_release: str, names: list[str]) -> list[s
             ["modprobe", "-d", str(root), "-S", kernel_release, "--show-depends", name],
             text=True,
             capture_output=True,
+            check=False,
         )
         if r.returncode:
             raise PrepareError(

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field  # noqa: E402
 
 import gadget  # noqa: E402
 import hidreport  # noqa: E402
+import pyudev  # noqa: E402
 
 
 def measure(name: str, **values: object) -> None:
@@ -72,8 +73,6 @@ class UdevRecorder:
     """Every udev-processed event (source "udev", as pyudev and headsetd see them) in order."""
 
     def __init__(self) -> None:
-        import pyudev
-
         self.events: list[UdevEvent] = []
         self._lock = threading.Lock()
         self._mon = pyudev.Monitor.from_netlink(pyudev.Context())
@@ -149,7 +148,7 @@ def all_plugged(udev_events: UdevRecorder) -> Iterator[Plugged]:
     }
     t0 = time.monotonic()
     t_plug = time.time()
-    for g, udc in zip(gadgets.values(), free):
+    for g, udc in zip(gadgets.values(), free, strict=False):
         g.plug_nowait(udc)
     for g in gadgets.values():
         g.wait_plugged(timeout=120)

@@ -48,10 +48,12 @@ def test_every_fixture_is_a_usb_hid_device(all_plugged: Plugged) -> None:
         rd = (g.hid_devices()[0] / "report_descriptor").read_bytes()
         if rd != fx.descriptor:
             problems.append(
-                f"{stem}: kernel report descriptor differs ({len(rd)} vs {len(fx.descriptor)} bytes)"
+                f"{stem}: kernel report descriptor differs "
+                f"({len(rd)} vs {len(fx.descriptor)} bytes)"
             )
         print(
-            f"{stem}: {nodes[0]} port {g.port_path} driver {g.hid_driver()} usage_page {info['usage_page']:#x}"
+            f"{stem}: {nodes[0]} port {g.port_path} driver {g.hid_driver()} "
+            f"usage_page {info['usage_page']:#x}"
         )
     assert not problems, "\n".join(problems)
 
@@ -64,7 +66,8 @@ def test_vendor_drivers_bind_by_modalias(all_plugged: Plugged, vendor: int, driv
         for s, g in all_plugged.gadgets.items()
         if all_plugged.fixtures[s].vendor_id == vendor
     }
-    assert seen and all(d == driver for d in seen.values()), seen
+    assert seen, f"no fixture of vendor {vendor:04x}"
+    assert all(d == driver for d in seen.values()), seen
 
 
 def test_udev_reports_every_hidraw_add(all_plugged: Plugged, udev_events: UdevRecorder) -> None:

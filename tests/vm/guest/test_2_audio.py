@@ -8,17 +8,19 @@ PulseAudio); no headsetd involved.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
-import math
 import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import gadget
 import hidreport
+import pulsectl
 import pytest
-from conftest import measure, serial_for
+from conftest import RUN, measure, serial_for
 
 PULSE = "unix:/run/pulse/native"
 JABRA = "jabra_biz-2400-ii_0b0e-2453"
@@ -43,17 +45,24 @@ def pulse(audio_headset: gadget.Gadget) -> Iterator[dict[str, str]]:
     for d in ("/run/pulse", "/var/lib/pulse"):
         os.makedirs(d, exist_ok=True)
         shutil.chown(d, "pulse", "pulse")
-    from conftest import RUN
-
     log_path = RUN / "pulseaudio.log" if RUN.is_dir() else "/tmp/pulseaudio.log"
-    log = open(log_path, "w")  # noqa: SIM115 - lives as long as the daemon
+    log = open(log_path, "w")  # noqa: SIM115 - open as long as the daemon runs
     proc = subprocess.Popen(
-        [exe, "--system", "--daemonize=no", "--disallow-exit", "--exit-idle-time=-1", "-n",
-         "--load=module-udev-detect tsched=0",
-         "--load=module-native-protocol-unix auth-anonymous=1",
-         "--log-target=stderr", "--log-level=notice"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            exe,
+            "--system",
+            "--daemonize=no",
+            "--disallow-exit",
+            "--exit-idle-time=-1",
+            "-n",
+            "--load=module-udev-detect tsched=0",
+            "--load=module-native-protocol-unix auth-anonymous=1",
+            "--log-target=stderr",
+            "--log-level=notice",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     env = {**os.environ, "PULSE_SERVER": PULSE}
 
     def source() -> str | None:
@@ -68,19 +77,20 @@ def pulse(audio_headset: gadget.Gadget) -> Iterator[dict[str, str]]:
 
     try:
         try:
-            name = gadget.wait_for(
+            name: str | None = gadget.wait_for(
                 source, 90, "PulseAudio's source for the virtual headset", interval=0.5
             )
         except gadget.GadgetError as e:
             log.flush()
-            cards = open("/proc/asound/cards").read()
+            cards = Path("/proc/asound/cards").read_text()
             short = subprocess.run(
                 ["pactl", "list", "short"], env=env, capture_output=True, text=True, check=False
             )
             pytest.fail(
                 f"{e}\n/proc/asound/cards:\n{cards}\npactl: {short.stdout}{short.stderr}\n"
-                f"pulseaudio log:\n{open(log_path).read()[-3000:]}"
+                f"pulseaudio log:\n{Path(log_path).read_text()[-3000:]}"
             )
+        assert name is not None
         yield {"source": name, "PULSE_SERVER": PULSE}
     finally:
         proc.terminate()
@@ -91,8 +101,6 @@ def pulse(audio_headset: gadget.Gadget) -> Iterator[dict[str, str]]:
 def test_pulseaudio_sees_the_headset_source_with_usb_ids(
     pulse: dict[str, str], audio_headset: gadget.Gadget
 ) -> None:
-    import pulsectl
-
     with pulsectl.Pulse("headsetd-vm-test", server=PULSE) as p:
         src = next(s for s in p.source_list() if s.name == pulse["source"])
         props = src.proplist
@@ -100,7 +108,8 @@ def test_pulseaudio_sees_the_headset_source_with_usb_ids(
     assert props.get("device.bus") == "usb"
     assert props.get("device.vendor.id") == "0b0e"
     assert props.get("device.product.id") == "2453"
-    assert audio_headset.serial and audio_headset.serial in props.get("device.serial", "")
+    assert audio_headset.serial
+    assert audio_headset.serial in props.get("device.serial", "")
 
 
 class Parec:
@@ -109,16 +118,26 @@ class Parec:
     def __init__(self, source: str) -> None:
         self.data = bytearray()
         self.proc = subprocess.Popen(
-            ["parec", "-d", source, "--raw", "--format=s16le", "--rate=48000", "--channels=1",
-             "--latency-msec=50"],
-            stdout=subprocess.PIPE, env={**os.environ, "PULSE_SERVER": PULSE},
-        )  # fmt: skip
+            [
+                "parec",
+                "-d",
+                source,
+                "--raw",
+                "--format=s16le",
+                "--rate=48000",
+                "--channels=1",
+                "--latency-msec=50",
+            ],
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PULSE_SERVER": PULSE},
+        )
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        while chunk := self.proc.stdout.read1(65536):
+        fd = self.proc.stdout.fileno()
+        while chunk := os.read(fd, 65536):
             self.data += chunk
 
     def first_nonzero(self, start: int = 0) -> int | None:
@@ -167,6 +186,7 @@ def test_mic_level_measured_in_pulseaudio(
                     else ""
                 )
                 pytest.fail(f"{e}; aplay rc={player.poll()} {err}")
+            assert onset is not None
             start = onset + RATE_BYTES // 4  # skip the stream's start-up
         gadget.wait_for(
             lambda: len(rec.data) >= start + RATE_BYTES * 3 // 2, 60, "1.5 s of the tone"
@@ -178,8 +198,13 @@ def test_mic_level_measured_in_pulseaudio(
             player.terminate()
             player.wait(10)
     rms_db, peak_db = gadget.rms_dbfs_s16(window)
-    measure("pulseaudio_mic_level", played_dbfs=level, rms_dbfs=round(rms_db, 2), peak_dbfs=round(peak_db, 2),
-            seconds=round(len(window) / RATE_BYTES, 2))  # fmt: skip
+    measure(
+        "pulseaudio_mic_level",
+        played_dbfs=level,
+        rms_dbfs=round(rms_db, 2),
+        peak_dbfs=round(peak_db, 2),
+        seconds=round(len(window) / RATE_BYTES, 2),
+    )
     print(f"played {level} dBFS: measured RMS {rms_db:.2f} dBFS, peak {peak_db:.2f} dBFS")
     if level is None:
         assert rms_db == -math.inf, f"silence measured at {rms_db:.1f} dBFS"

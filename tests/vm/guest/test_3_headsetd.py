@@ -109,7 +109,8 @@ class Daemon:
                     tail = "\n".join(json.dumps(x.record) for x in self.lines[-15:])
                     raise AssertionError(
                         f"headsetd logged no {what or 'matching line'} within {timeout}s "
-                        f"(rc={self.proc.poll()}); last lines:\n{tail}\n{chr(10).join(self.other[-10:])}"
+                        f"(rc={self.proc.poll()}); last lines:\n{tail}\n"
+                        + "\n".join(self.other[-10:])
                     )
                 self.lock.wait(left)
 
@@ -130,6 +131,11 @@ def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for s in fam.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
+
+
+def is_event(name: str, dev: str) -> Callable[[Line], bool]:
+    """A predicate for daemon.wait: event `name` of device `dev`."""
+    return lambda x: x.event == name and x.record.get("device") == dev
 
 
 def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -155,8 +161,11 @@ def daemon(plugged_before_start: Plugged) -> Iterator[Daemon]:
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [*HEADSETD, "run", "--listen", LISTEN, "--log-format", "json"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
     d = Daemon(proc)
     threading.Thread(target=d._read, daemon=True).start()
 
@@ -228,8 +237,11 @@ def test_run_connects_exactly_the_telephony_fixtures(
     p = plugged_before_start
     want = {device_id(g) for s, g in p.gadgets.items() if p.fixtures[s].telephony}
     for dev in sorted(want):
-        daemon.wait(lambda x, dev=dev: x.event == "device_connected" and x.record.get("device") == dev,
-                    timeout=120, what=f"device_connected for {dev}")  # fmt: skip
+        daemon.wait(
+            is_event("device_connected", dev),
+            timeout=120,
+            what=f"device_connected for {dev}",
+        )
     connected = {str(x.record.get("device")) for x in daemon.events("device_connected")}
     assert connected == want, f"unexpected {sorted(connected - want)}"
     m = scrape()
@@ -239,11 +251,22 @@ def test_run_connects_exactly_the_telephony_fixtures(
             assert metric(m, "headsetd_device_connected", device=dev) is None, dev
             continue
         assert metric(m, "headsetd_device_connected", device=dev) == 1, dev
-        assert metric(m, "headsetd_device_info", device=dev, vendor_id=f"{g.vendor_id:04x}",
-                      product_id=f"{g.product_id:04x}", manufacturer=g.manufacturer, product=g.product,
-                      serial=g.serial or "") == 1, dev  # fmt: skip
+        assert (
+            metric(
+                m,
+                "headsetd_device_info",
+                device=dev,
+                vendor_id=f"{g.vendor_id:04x}",
+                product_id=f"{g.product_id:04x}",
+                manufacturer=g.manufacturer,
+                product=g.product,
+                serial=g.serial or "",
+            )
+            == 1
+        ), dev
         # read-only: the kernel driver stays bound, the node stays, nothing was written
-        assert g.hidraw_nodes() and g.hid_driver(), s
+        assert g.hidraw_nodes(), s
+        assert g.hid_driver(), s
 
 
 def test_no_write_to_any_fixture_while_headsetd_runs(
@@ -262,8 +285,12 @@ def test_unplug_all_disconnects_each_telephony_fixture(
     for g in p.gadgets.values():
         g.unplug_nowait()
     for dev in sorted(want):
-        daemon.wait(lambda x, dev=dev: x.event == "device_disconnected" and x.record.get("device") == dev,
-                    since=since, timeout=120, what=f"device_disconnected for {dev}")  # fmt: skip
+        daemon.wait(
+            is_event("device_disconnected", dev),
+            since=since,
+            timeout=120,
+            what=f"device_disconnected for {dev}",
+        )
     m = scrape()
     for dev in want:
         assert metric(m, "headsetd_device_connected", device=dev) == 0, dev
@@ -292,8 +319,12 @@ def call_headsets(
     gadget.udev_settle(60)
     for g, _ in out.values():
         g._open()
-        daemon.wait(lambda x, g=g: x.event == "device_connected" and x.record.get("device") == device_id(g),
-                    since=since, timeout=60, what=f"device_connected for {device_id(g)} (hotplug)")  # fmt: skip
+        daemon.wait(
+            is_event("device_connected", device_id(g)),
+            since=since,
+            timeout=60,
+            what=f"device_connected for {device_id(g)} (hotplug)",
+        )
     yield out
     for g, _ in out.values():
         assert g.host_writes() == [], f"{g.name}: headsetd wrote to the device"
@@ -309,16 +340,25 @@ class Timed:
 
 
 def _timed_step(
-    daemon: Daemon, g: gadget.Gadget, report: bytes, event: str, match: Callable[[Line], bool],
+    daemon: Daemon,
+    g: gadget.Gadget,
+    *,
+    report: bytes,
+    event: str,
+    match: Callable[[Line], bool],
     metric_ok: Callable[[dict[Any, float]], bool],
-) -> Timed:  # fmt: skip
+) -> Timed:
     """Write one report; time its log line and the first scrape showing it. A scrape under TCG
     takes hundreds of ms (the daemon renders, the test fetches), so what is measured against
     the limit is when that scrape *began*: a scrape begun then already returns the new value."""
     since = daemon.mark()
     t = g.send(report)
-    line = daemon.wait(lambda x: x.event == event and x.record.get("device") == device_id(g) and match(x),
-                       since=since, timeout=10, what=f"{event} for {device_id(g)}")  # fmt: skip
+    line = daemon.wait(
+        lambda x: x.event == event and x.record.get("device") == device_id(g) and match(x),
+        since=since,
+        timeout=10,
+        what=f"{event} for {device_id(g)}",
+    )
     end = time.monotonic() + 10
     while True:
         t_start = time.time()
@@ -327,7 +367,10 @@ def _timed_step(
         if metric_ok(parse(text)):
             break
         assert time.monotonic() < end, f"metrics never showed {event} for {device_id(g)}"
-    ms = lambda x: (x - t) * 1000  # noqa: E731
+
+    def ms(x: float) -> float:
+        return (x - t) * 1000
+
     return Timed(ms(line.received), ms(line.stamped), ms(t_start), ms(t_end))
 
 
@@ -344,29 +387,78 @@ def test_hook_and_mute_arrive_as_events_and_metrics_within_100ms(
     on0 = metric(m0, "headsetd_device_hook_changes_total", device=dev, state="on_hook") or 0
     mute0 = metric(m0, "headsetd_device_mute_presses_total", device=dev) or 0
     steps: list[tuple[str, Timed]] = []
-    steps.append(("hook_off", _timed_step(
-        daemon, g, rb.set(hidreport.HOOK_SWITCH, 1), "hook_changed", lambda x: x.record.get("off_hook") is True,
-        lambda m: metric(m, "headsetd_device_off_hook", device=dev) == 1
-        and metric(m, "headsetd_device_hook_changes_total", device=dev, state="off_hook") == off0 + 1)))  # fmt: skip
-    steps.append(("mute_press", _timed_step(
-        daemon, g, rb.set(hidreport.PHONE_MUTE, 1), "mute_pressed", lambda x: True,
-        lambda m: metric(m, "headsetd_device_mute_presses_total", device=dev) == mute0 + 1)))  # fmt: skip
+    steps.append(
+        (
+            "hook_off",
+            _timed_step(
+                daemon,
+                g,
+                report=rb.set(hidreport.HOOK_SWITCH, 1),
+                event="hook_changed",
+                match=lambda x: x.record.get("off_hook") is True,
+                metric_ok=lambda m: (
+                    metric(m, "headsetd_device_off_hook", device=dev) == 1
+                    and metric(
+                        m, "headsetd_device_hook_changes_total", device=dev, state="off_hook"
+                    )
+                    == off0 + 1
+                ),
+            ),
+        )
+    )
+    steps.append(
+        (
+            "mute_press",
+            _timed_step(
+                daemon,
+                g,
+                report=rb.set(hidreport.PHONE_MUTE, 1),
+                event="mute_pressed",
+                match=lambda x: True,
+                metric_ok=lambda m: (
+                    metric(m, "headsetd_device_mute_presses_total", device=dev) == mute0 + 1
+                ),
+            ),
+        )
+    )
     # the release half of the press: no new press may be counted
     since = daemon.mark()
     g.send(rb.set(hidreport.PHONE_MUTE, 0))
-    steps.append(("hook_on", _timed_step(
-        daemon, g, rb.set(hidreport.HOOK_SWITCH, 0), "hook_changed", lambda x: x.record.get("off_hook") is False,
-        lambda m: metric(m, "headsetd_device_off_hook", device=dev) == 0
-        and metric(m, "headsetd_device_hook_changes_total", device=dev, state="on_hook") == on0 + 1)))  # fmt: skip
+    steps.append(
+        (
+            "hook_on",
+            _timed_step(
+                daemon,
+                g,
+                report=rb.set(hidreport.HOOK_SWITCH, 0),
+                event="hook_changed",
+                match=lambda x: x.record.get("off_hook") is False,
+                metric_ok=lambda m: (
+                    metric(m, "headsetd_device_off_hook", device=dev) == 0
+                    and metric(m, "headsetd_device_hook_changes_total", device=dev, state="on_hook")
+                    == on0 + 1
+                ),
+            ),
+        )
+    )
     assert not daemon.events("mute_pressed", since), "the mute release counted as a press"
     m = scrape()
     assert metric(m, "headsetd_device_mute_presses_total", device=dev) == mute0 + 1
     for name, tm in steps:
-        measure("event_latency_ms", fixture=stem, step=name, log_line=round(tm.event_ms, 1),
-                daemon_timestamp=round(tm.stamp_ms, 1), metric_scrape_begun=round(tm.scrape_start_ms, 1),
-                metric_scrape_done=round(tm.scrape_end_ms, 1))  # fmt: skip
-        print(f"{stem} {name}: log line {tm.event_ms:.1f} ms (daemon stamp {tm.stamp_ms:.1f} ms), "
-              f"metric in a scrape begun at {tm.scrape_start_ms:.1f} ms, read by {tm.scrape_end_ms:.1f} ms")  # fmt: skip
+        measure(
+            "event_latency_ms",
+            fixture=stem,
+            step=name,
+            log_line=round(tm.event_ms, 1),
+            daemon_timestamp=round(tm.stamp_ms, 1),
+            metric_scrape_begun=round(tm.scrape_start_ms, 1),
+            metric_scrape_done=round(tm.scrape_end_ms, 1),
+        )
+        print(
+            f"{stem} {name}: log line {tm.event_ms:.1f} ms (daemon stamp {tm.stamp_ms:.1f} ms), "
+            f"metric in a scrape begun at {tm.scrape_start_ms:.1f} ms, "
+            f"read by {tm.scrape_end_ms:.1f} ms"
+        )
     slow = [
         (n, tm)
         for n, tm in steps
@@ -394,8 +486,15 @@ def test_softphone_reader_gets_every_report_while_headsetd_runs(
             assert bytes(soft.read(64, 3000)) == report, f"softphone missed report {i}"
     finally:
         soft.close()
-    daemon.wait(lambda x: len([y for y in daemon.events("hook_changed", since) if y.record.get("device") == dev]) >= 10,
-                since=since, timeout=20, what="10 hook_changed")  # fmt: skip
+    daemon.wait(
+        lambda x: (
+            len([y for y in daemon.events("hook_changed", since) if y.record.get("device") == dev])
+            >= 10
+        ),
+        since=since,
+        timeout=20,
+        what="10 hook_changed",
+    )
     states = [
         y.record.get("off_hook")
         for y in daemon.events("hook_changed", since)
@@ -416,25 +515,41 @@ def test_unplug_during_call_then_replug_keeps_the_device_id(
     dev = device_id(g)
     since = daemon.mark()
     g.send(rb.set(hidreport.HOOK_SWITCH, 1))
-    daemon.wait(lambda x: x.event == "hook_changed" and x.record.get("device") == dev and x.record.get("off_hook") is True,
-                since=since, what="off-hook before the unplug")  # fmt: skip
+    daemon.wait(
+        lambda x: (
+            x.event == "hook_changed"
+            and x.record.get("device") == dev
+            and x.record.get("off_hook") is True
+        ),
+        since=since,
+        what="off-hook before the unplug",
+    )
     m0 = scrape()
     connects0 = metric(m0, "headsetd_device_connects_total", device=dev)
     disconnects0 = metric(m0, "headsetd_device_disconnects_total", device=dev) or 0
-    assert connects0 is not None and connects0 >= 1
+    assert connects0 is not None
+    assert connects0 >= 1
     since = daemon.mark()
     udc = g.udc
     g.unplug()
-    daemon.wait(lambda x: x.event == "device_disconnected" and x.record.get("device") == dev, since=since,
-                what="device_disconnected")  # fmt: skip
+    daemon.wait(
+        lambda x: x.event == "device_disconnected" and x.record.get("device") == dev,
+        since=since,
+        what="device_disconnected",
+    )
     m1 = scrape()
     assert metric(m1, "headsetd_device_connected", device=dev) == 0
     assert metric(m1, "headsetd_device_disconnects_total", device=dev) == disconnects0 + 1
     since = daemon.mark()
     rb.values.clear()
     g.plug(udc)
-    line = daemon.wait(lambda x: x.event == "device_connected" and str(x.record.get("device")).startswith("047f:c056"),
-                       since=since, what="device_connected after the replug")  # fmt: skip
+    line = daemon.wait(
+        lambda x: (
+            x.event == "device_connected" and str(x.record.get("device")).startswith("047f:c056")
+        ),
+        since=since,
+        what="device_connected after the replug",
+    )
     assert line.record.get("device") == dev, "the replugged headset got a new id"
     m2 = scrape()
     assert metric(m2, "headsetd_device_connected", device=dev) == 1
@@ -453,20 +568,27 @@ def test_two_identical_headsets_without_serials_stay_two_devices(daemon: Daemon)
         ids = [device_id(g) for g in twins]
         assert ids[0] != ids[1], ids
         for dev in ids:
-            daemon.wait(lambda x, dev=dev: x.event == "device_connected" and x.record.get("device") == dev,
-                        since=since, what=f"device_connected for {dev}")  # fmt: skip
+            daemon.wait(
+                is_event("device_connected", dev),
+                since=since,
+                what=f"device_connected for {dev}",
+            )
         rb = hidreport.ReportBuilder(fx.parsed())
         since = daemon.mark()
         twins[1].send(rb.set(hidreport.HOOK_SWITCH, 1))
-        daemon.wait(lambda x: x.event == "hook_changed" and x.record.get("device") == ids[1], since=since,
-                    what="hook_changed on the second twin")  # fmt: skip
+        daemon.wait(
+            lambda x: x.event == "hook_changed" and x.record.get("device") == ids[1],
+            since=since,
+            what="hook_changed on the second twin",
+        )
         assert not [
             x for x in daemon.events("hook_changed", since) if x.record.get("device") == ids[0]
         ]
         m = scrape()
         assert metric(m, "headsetd_device_connected", device=ids[0]) == 1
         assert metric(m, "headsetd_device_connected", device=ids[1]) == 1
-        # the first twin never reported: its hook state is unknown, absent or 0 both say "not off-hook"
+        # the first twin never reported: its hook state is unknown; absent or 0 both say
+        # "not off-hook"
         assert metric(m, "headsetd_device_off_hook", device=ids[0]) in (None, 0)
         assert metric(m, "headsetd_device_off_hook", device=ids[1]) == 1
         for g in twins:

@@ -2,6 +2,7 @@
 # This file carries C code written for, and to be compiled into, the Linux kernel's
 # drivers/usb/gadget/udc/dummy_hcd.c (GPL-2.0+, Copyright its authors, see that file).
 # It is therefore under the kernel source's licence, not the project's.
+# ruff: noqa: E101  (the C code keeps the kernel's tabs-then-spaces alignment)
 """Add real-time paced isochronous transfers to Debian's Linux 6.1 dummy_hcd.c.
 
 Owns: turning the kernel source's dummy_hcd.c into a dummy_hcd that can carry USB Audio Class
@@ -141,13 +142,12 @@ def patch(src: str) -> str:
     if len(old) != 1:
         raise PatchError(f"dummy_hcd.c: iso case in dummy_timer: expected 1, found {len(old)}")
     src = src.replace(old[0], TIMER_ISO, 1)
-    src = replace_once(
+    return replace_once(
         src,
         '#define DRIVER_DESC\t"USB Host+Gadget Emulator"',
         f'#define DRIVER_DESC\t"USB Host+Gadget Emulator ({MARK})"',
         "DRIVER_DESC",
     )
-    return src
 
 
 def main(argv: list[str]) -> int:
