@@ -42,7 +42,8 @@ export PATH="$HVM_BIN:$PATH" HEADSETD_VM_GUEST=1 HEADSETD_VM_RUN="$RUN" PYTHONUN
   PYTHONDONTWRITEBYTECODE=1
 [ -n "$HVM_CI" ] && export CI="$HVM_CI"
 log "pytest ${ARGS[*]}"
-"$HVM_PYTHON" -m pytest -p no:cacheprovider -v -rfEs --tb=short "${ARGS[@]}"
+# no hypothesis plugin: no guest test uses it, and importing it costs seconds under TCG
+"$HVM_PYTHON" -m pytest -p no:cacheprovider -p no:hypothesispytest -v -rfEs --tb=short "${ARGS[@]}"
 rc=$?
 log "pytest exit code $rc"
 dmesg > "$RUN/dmesg.txt" 2>&1
