@@ -469,6 +469,9 @@ def prepare(
     """Make sure a guest image for Debian's current kernel exists in the cache; return it."""
     cache = cache_root()
     t0 = time.monotonic()
+    for tool in ("apt-cache", "apt-get", "dpkg-query", "dpkg-deb"):
+        if shutil.which(tool) is None:
+            raise MissingPrerequisite(f"{tool} not found: the tier is built from Debian packages")
     kernel_release, version = kernel_package(install, log)
     ensure_packages(kernel_release, install, log)
     t_packages = time.monotonic() - t0

@@ -140,6 +140,25 @@ def test_two_readers_get_every_report(all_plugged: Plugged) -> None:
     assert len(sent) == 20
 
 
+def test_consumer_volume_reports_reach_hidraw(all_plugged: Plugged) -> None:
+    """The gadget writes any usage the descriptor has, not only telephony ones: volume up/down
+    on the Logitech H540's Consumer collection arrive as built."""
+    fx = all_plugged.fixtures["logitech_h540-usb-headset_046d-0a37"]
+    g = all_plugged.gadgets[fx.stem]
+    (node,) = g.hidraw_nodes()
+    rb = hidreport.ReportBuilder(fx.parsed())
+    dev = hidraw.device()
+    dev.open_path(node.encode())
+    try:
+        for usage in (hidreport.VOLUME_UP, hidreport.VOLUME_DOWN):
+            for value in (1, 0):
+                report = rb.set(usage, value)
+                g.send(report)
+                assert bytes(dev.read(64, 2000)) == report
+    finally:
+        dev.close()
+
+
 def test_hidraw_nodes_are_udev_managed(all_plugged: Plugged) -> None:
     """udevd (not just devtmpfs) handled the nodes: its database knows them."""
     for g in all_plugged.gadgets.values():
