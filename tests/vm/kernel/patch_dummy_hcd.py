@@ -27,18 +27,9 @@ from __future__ import annotations
 import re
 import sys
 
+from patching import PatchError, replace_once, run
+
 MARK = "headsetd VM test tier: isochronous support"
-
-
-class PatchError(RuntimeError):
-    """The kernel source no longer matches what this patch was written against."""
-
-
-def replace_once(src: str, old: str, new: str, what: str) -> str:
-    n = src.count(old)
-    if n != 1:
-        raise PatchError(f"dummy_hcd.c: {what}: expected exactly 1 match, found {n}")
-    return src.replace(old, new, 1)
 
 
 HELPER = r"""
@@ -150,21 +141,5 @@ def patch(src: str) -> str:
     )
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print(__doc__, file=sys.stderr)
-        return 2
-    with open(argv[1], encoding="utf-8") as f:
-        src = f.read()
-    try:
-        out = patch(src)
-    except PatchError as e:
-        print(f"PATCH FAILED: {e}", file=sys.stderr)
-        return 1
-    with open(argv[2], "w", encoding="utf-8") as f:
-        f.write(out)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run(patch, sys.argv, __doc__ or ""))

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import sys
 
+from patching import PatchError, run
+
 MINORS = 32
 MARK = "headsetd VM test tier: more HID functions"
-
-
-class PatchError(RuntimeError):
-    """The kernel source no longer matches what this patch was written against."""
 
 
 def patch(src: str) -> str:
@@ -39,21 +37,5 @@ def patch(src: str) -> str:
     return src.replace(anchor, anchor + f'MODULE_INFO(headsetd_vm, "{MARK}");\n', 1)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print(__doc__, file=sys.stderr)
-        return 2
-    with open(argv[1], encoding="utf-8") as f:
-        src = f.read()
-    try:
-        out = patch(src)
-    except PatchError as e:
-        print(f"PATCH FAILED: {e}", file=sys.stderr)
-        return 1
-    with open(argv[2], "w", encoding="utf-8") as f:
-        f.write(out)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run(patch, sys.argv, __doc__ or ""))
