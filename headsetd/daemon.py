@@ -17,6 +17,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -83,7 +84,8 @@ def sd_notify(message: str) -> None:
 @dataclass
 class _Watched:
     device_id: str
-    generation: int
+    # Records the device's unplug (fleet and log, as its session would); None until connected.
+    on_exit: Callable[[DeviceDisconnected, float], None] | None
     session: Session | None
     thread: threading.Thread | None
 
@@ -218,11 +220,9 @@ class Daemon:
             if info.path in self._watched:
                 return
             info = self._unique(info)
-            watched = self._watched[info.path] = _Watched(info.device_id, 0, None, None)
+            watched = self._watched[info.path] = _Watched(info.device_id, None, None, None)
         device_log = log.bind(device=info.device_id)
-        generation = watched.generation = self.fleet.connect(
-            info, decoder.controls, self.clock.now()
-        )
+        generation = self.fleet.connect(info, decoder.controls, self.clock.now())
         device_log.info(
             DeviceConnected.event,
             path=info.path,
@@ -248,6 +248,7 @@ class Daemon:
         def on_exit(event: DeviceDisconnected, at: float) -> None:
             sink([event], at)
 
+        watched.on_exit = on_exit
         try:
             transport = self._discovery.open(info)
         except DeviceGone:
@@ -283,13 +284,8 @@ class Daemon:
             return
         if watched.session is None:
             # Never read (open failed): the unplug is still an unplug.
-            self.fleet.apply(
-                watched.device_id,
-                watched.generation,
-                [DeviceDisconnected("unplugged")],
-                self.clock.now(),
-            )
-            log.info(DeviceDisconnected.event, device=watched.device_id, reason="unplugged")
+            if watched.on_exit is not None:
+                watched.on_exit(DeviceDisconnected("unplugged"), self.clock.now())
             return
         watched.session.stop("unplugged")
         # An unplugged node fails the pending read at once; the bound keeps udev events flowing

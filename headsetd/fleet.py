@@ -60,10 +60,6 @@ class DeviceRecord:
     errors: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     disconnected_at: float | None = None
 
-    @property
-    def reports_mute_state(self) -> bool:
-        return self.state.muted is not None
-
     def off_hook_seconds_at(self, now: float) -> float:
         if self.off_hook_since is None:
             return self.off_hook_seconds
@@ -159,11 +155,6 @@ class Fleet:
             for event in events:
                 record = tally(record, event, now)
             self._records[device_id] = record
-
-    def is_connected(self, device_id: str) -> bool:
-        with self._lock:
-            record = self._records.get(device_id)
-            return record is not None and record.connected
 
     def snapshot(self, now: float) -> FleetSnapshot:
         """Every device still within retention; forgets those unplugged for longer."""
