@@ -18,19 +18,14 @@ from typing import Any
 from headsetd import __version__
 from headsetd.clock import MonotonicClock
 from headsetd.config import ConfigError, load_config, parse_listen
-from headsetd.discovery import Discovery, ReplayDiscovery, UdevDiscovery
-from headsetd.hid.decoder import TelephonyDecoder, has_telephony_inputs
+from headsetd.discovery import Discovery, PartAdded, ReplayDiscovery, UdevDiscovery
+from headsetd.events import Event, event_fields
+from headsetd.fleet import DeviceRecord
+from headsetd.hid.decoder import has_telephony_inputs
 from headsetd.hid.descriptor import DescriptorError, parse_report_descriptor
 from headsetd.hid.recording import Recording, RecordingError
+from headsetd.identity import hex4
 from headsetd.logs import configure_logging
-from headsetd.session import (
-    DeviceConnected,
-    DeviceDisconnected,
-    Event,
-    HeadsetState,
-    decode_and_step,
-    event_fields,
-)
 
 
 class UsageError(Exception):
@@ -113,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.speed <= 0:
             raise UsageError("--speed must be positive")
         recordings = [_load(path)[0] for path in args.replay]
-        discovery = ReplayDiscovery(recordings, args.speed, args.loop, clock)
+        discovery = ReplayDiscovery(recordings, args.speed, args.loop)
     else:
         discovery = UdevDiscovery()
     try:
@@ -126,25 +121,28 @@ def _run(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     rows = []
-    for info in UdevDiscovery().scan():
+    for change in UdevDiscovery().scan():
+        if not isinstance(change, PartAdded):
+            continue
+        identity, hid = change.device, change.hid
         try:
-            telephony = has_telephony_inputs(parse_report_descriptor(info.descriptor))
+            telephony = has_telephony_inputs(parse_report_descriptor(hid.descriptor))
         except DescriptorError:
             telephony = False
         if not (telephony or args.all):
             continue
         rows.append(
             {
-                "device": info.device_id,
-                "path": info.path,
-                "vendor_id": f"{info.vendor_id:04x}",
-                "product_id": f"{info.product_id:04x}",
-                "manufacturer": info.manufacturer,
-                "product": info.product,
-                "serial": info.serial,
-                "firmware": info.firmware,
-                "port": info.port,
-                "interface": info.interface,
+                "device": identity.device_id,
+                "path": hid.node,
+                "vendor_id": hex4(identity.vendor_id),
+                "product_id": hex4(identity.product_id),
+                "manufacturer": identity.manufacturer,
+                "product": identity.product,
+                "serial": identity.serial,
+                "firmware": identity.firmware,
+                "port": identity.port,
+                "interface": hid.interface,
                 "telephony": telephony,
             }
         )
@@ -167,27 +165,19 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    recording, descriptor = _load(args.file)
-    decoder = TelephonyDecoder(descriptor)
-    device = ReplayDiscovery.info(recording, 0).device_id
-    first = recording.reports[0].t if recording.reports else 0.0
+    from headsetd.replay import replay  # noqa: PLC0415
 
-    def emit(events: list[Event], t: float) -> None:
+    recording, _descriptor = _load(args.file)
+
+    def emit(record: DeviceRecord, events: Sequence[Event], t: float) -> None:
         for event in events:
             fields = event_fields(event)
-            record = {"event": fields.pop("event"), "device": device, "t": round(t, 6), **fields}
+            line = {"event": fields.pop("event"), "device": record.device_id, "t": round(t, 6)}
             if args.json:
-                print(json.dumps(record))
+                print(json.dumps({**line, **fields}))
             else:
                 rest = " ".join(f"{k}={json.dumps(v)}" for k, v in fields.items())
-                print(f"{t:10.3f}  {record['event']:20} {rest}".rstrip())
+                print(f"{t:10.3f}  {line['event']:20} {rest}".rstrip())
 
-    emit([DeviceConnected()], 0.0)
-    state = HeadsetState()
-    t = 0.0
-    for report in recording.reports:
-        t = report.t - first
-        state, events = decode_and_step(decoder, state, report.data, t)
-        emit(events, t)
-    emit([DeviceDisconnected("unplugged")], t)
+    replay([recording], emit)
     return 0

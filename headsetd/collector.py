@@ -22,26 +22,25 @@ from prometheus_client.core import (
     Metric,
 )
 
+from headsetd.events import DEVICE_ERROR_KINDS, DISCOVERY_ERROR_KINDS
 from headsetd.fleet import DeviceRecord, FleetSnapshot
 from headsetd.hid.decoder import BUTTONS, Control
-
-ERROR_KINDS = ("read", "malformed_report", "access_denied", "open")
+from headsetd.identity import hex4
 
 
 class HeadsetCollector:
-    """Renders `snapshot()` on every scrape; workstation facts are fixed at start-up."""
+    """Renders `snapshot()` on every scrape, with the workstation facts `workstation()` gives
+    (they change on a configuration reload)."""
 
     def __init__(
         self,
         snapshot: Callable[[], FleetSnapshot],
         version: str,
-        workstation: Mapping[str, str],
-        discovery_errors: Callable[[], Mapping[str, int]] = dict,
+        workstation: Callable[[], Mapping[str, str]],
     ) -> None:
         self._snapshot = snapshot
         self._version = version
-        self._workstation = dict(workstation)
-        self._discovery_errors = discovery_errors
+        self._workstation = workstation
 
     def describe(self) -> list[Metric]:
         # Registering must not take a snapshot (that would run collect() at start-up).
@@ -52,17 +51,20 @@ class HeadsetCollector:
         yield InfoMetricFamily(
             "headsetd_workstation",
             "The workstation and its configured static facts (site, team, desk).",
-            self._workstation,
+            dict(self._workstation()),
         )
+        snapshot = self._snapshot()
         discovery = CounterMetricFamily(
             "headsetd_discovery_errors",
-            "HID devices that could not be examined, by kind (unreadable, malformed_descriptor).",
+            "Devices that could not be examined, by kind "
+            "(malformed_descriptor, unreadable, internal).",
             labels=["kind"],
         )
-        for kind, count in sorted(self._discovery_errors().items()):
-            discovery.add_metric([kind], count)
+        errors = snapshot.discovery_errors
+        for kind in sorted(set(DISCOVERY_ERROR_KINDS) | set(errors)):
+            discovery.add_metric([kind], errors.get(kind, 0))
         yield discovery
-        yield from render_devices(self._snapshot())
+        yield from render_devices(snapshot)
 
 
 def render_devices(snapshot: FleetSnapshot) -> Iterator[Metric]:
@@ -118,11 +120,11 @@ def render_devices(snapshot: FleetSnapshot) -> Iterator[Metric]:
     )
     errors = CounterMetricFamily(
         "headsetd_device_errors",
-        "Device errors by kind (read, malformed_report, access_denied, open).",
+        "Device errors by kind (read, malformed_report, access_denied, open, internal).",
         labels=["device", "kind"],
     )
     for record in snapshot.devices:
-        d = record.info.device_id
+        d = record.device_id
         info.add_metric([], _info_labels(record))
         connected.add_metric([d], float(record.connected))
         readable.add_metric([d], float(record.readable))
@@ -141,18 +143,18 @@ def render_devices(snapshot: FleetSnapshot) -> Iterator[Metric]:
         for button in BUTTONS:
             if button in record.controls:
                 buttons.add_metric([d, button.value], record.button_presses.get(button.value, 0))
-        for kind in sorted(set(ERROR_KINDS) | set(record.errors)):
+        for kind in sorted(set(DEVICE_ERROR_KINDS) | set(record.errors)):
             errors.add_metric([d, kind], record.errors.get(kind, 0))
     yield from (info, connected, readable, connects, disconnects, off_hook, hook_changes)
     yield from (off_hook_seconds, mute_presses, muted, buttons, errors)
 
 
 def _info_labels(record: DeviceRecord) -> dict[str, str]:
-    i = record.info
+    i = record.identity
     return {
         "device": i.device_id,
-        "vendor_id": f"{i.vendor_id:04x}",
-        "product_id": f"{i.product_id:04x}",
+        "vendor_id": hex4(i.vendor_id),
+        "product_id": hex4(i.product_id),
         "manufacturer": i.manufacturer,
         "product": i.product,
         "serial": i.serial,

@@ -13,7 +13,6 @@ run time, or accept a value it has not checked (label names, port range, duratio
 
     [devices]
     retention_seconds = 86400        # keep an unplugged device's series (connected 0) this long
-    read_timeout_seconds = 10.0      # how often an idle reader wakes (an unplug ends reads at once)
 
     [log]
     format = "auto"                  # auto (pretty on a terminal, else JSON) | json | console
@@ -54,7 +53,6 @@ class Config:
     static_labels: tuple[tuple[str, str], ...] = ()
     listen: Listen = field(default_factory=lambda: Listen("0.0.0.0", DEFAULT_PORT))  # noqa: S104 - scraped from the network
     retention_seconds: float = 86400.0
-    read_timeout_seconds: float = 10.0
     log_format: str = "auto"
     log_level: str = "info"
 
@@ -141,7 +139,6 @@ def load_config(path: str | Path | None) -> Config:
         static_labels=tuple(static),
         listen=listen,
         retention_seconds=_number(devices, "retention_seconds", 86400.0, where, 0.0),
-        read_timeout_seconds=_number(devices, "read_timeout_seconds", 10.0, where, 0.05),
         log_format=_choice(log, "format", "auto", _LOG_FORMATS, where),
         log_level=_choice(log, "level", "info", _LOG_LEVELS, where),
     )

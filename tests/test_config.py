@@ -34,7 +34,6 @@ labels = { site = "ber1", team = "support", desk = "D17" }
 listen = "[::1]:9999"
 [devices]
 retention_seconds = 600
-read_timeout_seconds = 0.5
 [log]
 format = "json"
 level = "debug"
@@ -49,7 +48,7 @@ level = "debug"
     }
     assert config.listen == Listen("::1", 9999)
     assert str(config.listen) == "[::1]:9999"
-    assert (config.retention_seconds, config.read_timeout_seconds) == (600.0, 0.5)
+    assert config.retention_seconds == 600.0
     assert (config.log_format, config.log_level) == ("json", "debug")
 
 
@@ -66,7 +65,7 @@ level = "debug"
         ("[web]\nlisten = 'localhost'", "not HOST:PORT"),
         ("[web]\nlisten = ':70000'", "out of range"),
         ("[devices]\nretention_seconds = -1", "retention_seconds"),
-        ("[devices]\nread_timeout_seconds = true", "read_timeout_seconds"),
+        ("[devices]\nretention_seconds = true", "retention_seconds"),
         ("[log]\nformat = 'xml'", "format must be one of"),
         ("web = 3", "must be a table"),
     ],
