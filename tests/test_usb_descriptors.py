@@ -28,6 +28,8 @@ import usb.util
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from headsetd.classify import classify
+from headsetd.usb.describe import describe, render_table
 from headsetd.usb.descriptors import (
     MAX_DESCRIPTORS_BYTES,
     DescriptorBackend,
@@ -404,7 +406,7 @@ def test_the_largest_input_of_tiny_descriptors_parses() -> None:
 
 
 def _parses_or_raises_typed(data: bytes) -> None:
-    """Either a description or the typed error, nothing else."""
+    """Either a description (that classifies and describes) or the typed error, nothing else."""
     error: UsbDescriptorError | None = None
     try:
         parsed = parse_usb_descriptors(data)
@@ -413,7 +415,9 @@ def _parses_or_raises_typed(data: bytes) -> None:
     if error is not None:
         assert 0 <= error.offset <= max(len(data), MAX_DESCRIPTORS_BYTES)
         return
-    assert isinstance(parsed, UsbDescription)
+    classification = classify(parsed, [])
+    assert describe(parsed, classification)["kind"] == classification.kind
+    assert render_table(parsed, classification)
 
 
 @settings(max_examples=300, deadline=None)
