@@ -569,8 +569,10 @@ def _audio_functions(
     without one, a UAC1 header's baInterfaceNr lists the streaming interfaces; failing both,
     the AudioControl interface takes the audio interfaces right after it.
     """
-    numbers = list(dict.fromkeys(s.number for s in settings))
-    first = {n: next(s for s in settings if s.number == n) for n in numbers}
+    first: dict[int, Interface] = {}
+    for setting in settings:
+        first.setdefault(setting.number, setting)
+    numbers = list(first)
     controls = [
         s
         for s in first.values()
@@ -588,7 +590,7 @@ def _audio_functions(
         else:
             members = {ac.number}
             for n in numbers[numbers.index(ac.number) + 1 :]:
-                if first[n].interface_class != CLASS_AUDIO or n in {c.number for c in controls}:
+                if first[n].interface_class != CLASS_AUDIO or first[n] in controls:
                     break
                 members.add(n)
         badd = _badd_profile(uac, iad, ac)
