@@ -189,7 +189,8 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 # No row applies: an audio function with no typed terminal at all (a USB-MIDI instrument's
-# AudioControl, a BADD Generic I/O). No fixture reaches it, so it is not a proven row.
+# AudioControl, a BADD Generic I/O). No real fixture reaches it, so it is not a row of the
+# table; tests/test_classify.py shows it on two synthetic devices.
 FALLBACK = "no_typed_terminal"
 
 

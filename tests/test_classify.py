@@ -18,8 +18,16 @@ from headsetd.classify import FALLBACK, RULES, Classification, Kind, classify
 from headsetd.hid.descriptor import ReportDescriptor, parse_report_descriptor
 from headsetd.hid.recording import Recording
 from headsetd.usb.describe import describe, is_usb_descriptors, render_table
-from headsetd.usb.descriptors import UsbDescription
-from tests.test_usb_descriptors import DESC_FILES, USB_FIXTURES, fixture, readme_rows
+from headsetd.usb.descriptors import UsbDescription, parse_usb_descriptors
+from tests.test_usb_descriptors import (
+    DESC_FILES,
+    USB_FIXTURES,
+    config_bytes,
+    device_bytes,
+    fixture,
+    interface_bytes,
+    readme_rows,
+)
 
 HID_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hid"
 
@@ -128,6 +136,29 @@ def test_the_usb_rules_follow_the_readme_precedence() -> None:
         "microphone_only",
         "no_typed_terminal",
     ]
+
+
+FALLBACK_CASES = {
+    # No fixture reaches the fallback; these two synthetic devices show what does.
+    "a USB-MIDI instrument (AudioControl header, no terminals)": config_bytes(
+        interface_bytes(0),
+        bytes([9, 0x24, 1, 0, 1, 9, 0, 1, 1]),
+        interface_bytes(1, sub=3),
+    ),
+    "a UAC3 BADD Generic I/O function": config_bytes(
+        bytes([8, 0x0B, 0, 2, 1, 0x20, 0x30, 0]),  # IAD: audio, BADD Generic I/O, UAC3
+        interface_bytes(0, proto=0x30),
+        interface_bytes(1, sub=2, proto=0x30),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FALLBACK_CASES))
+def test_an_audio_function_without_typed_terminals_falls_back_to_other(case: str) -> None:
+    usb = parse_usb_descriptors(device_bytes() + FALLBACK_CASES[case])
+    classification = classify(usb, [])
+    assert (classification.kind, classification.rule) == (Kind.OTHER, FALLBACK)
+    assert classification.audio_functions
 
 
 # --- 3. HID evidence ---

@@ -225,6 +225,35 @@ def test_the_active_configuration_is_chosen_by_its_value() -> None:
     assert fixture(stem, 9).active is None  # no such configuration
 
 
+def test_without_iad_or_header_list_an_audio_control_takes_the_audio_interfaces_after_it() -> None:
+    """A UAC2 function without its IAD (snd-usb-audio refuses it; we still show it)."""
+    data = device_bytes() + config_bytes(
+        interface_bytes(0, proto=0x20),
+        bytes([9, 0x24, 1, 0, 2, 4, 9, 0, 0]),  # UAC2 header, bcdADC 2.00
+        bytes([17, 0x24, 2, 1, 0x01, 0x02, 0, 0, 2, 3, 0, 0, 0, 0, 0, 0, 0]),  # IT Microphone
+        interface_bytes(1, sub=2, proto=0x20),
+        interface_bytes(2, sub=2, proto=0x20),
+        interface_bytes(3, cls=3, sub=0),
+        interface_bytes(4, sub=2, proto=0x20),
+    )
+    config = parse_usb_descriptors(data).active
+    assert config is not None
+    (function,) = config.audio_functions
+    assert (function.interfaces, function.uac, function.bcd_adc) == ((0, 1, 2), 2, 0x0200)
+    assert function.input_types == (0x0201,)
+
+
+def test_a_uac1_header_naming_a_missing_interface_keeps_the_ones_there() -> None:
+    data = device_bytes() + config_bytes(
+        interface_bytes(0),
+        bytes([10, 0x24, 1, 0, 1, 10, 0, 2, 1, 7]),  # baInterfaceNr 1 and 7 (absent)
+        interface_bytes(1, sub=2),
+    )
+    config = parse_usb_descriptors(data).active
+    assert config is not None
+    assert config.audio_functions[0].interfaces == (0, 1)
+
+
 # --- 4. read-only: only descriptor reads ---
 
 IBACKEND_METHODS = {n for n in vars(usb.backend.IBackend) if not n.startswith("_")}
@@ -312,30 +341,26 @@ def test_pyusb_io_paths_all_raise(operation: str) -> None:
 # --- 5. malformed input ---
 
 
-def _device(configurations: int = 1) -> bytes:
+def device_bytes(configurations: int = 1) -> bytes:
     return bytes([18, 1, 0, 2, 0, 0, 0, 64, 0x7F, 0x04, 0x56, 0xC0, 0, 1, 1, 2, 0, configurations])
 
 
-def _config(*descriptors: bytes, value: int = 1) -> bytes:
+def config_bytes(*descriptors: bytes, value: int = 1) -> bytes:
     body = b"".join(descriptors)
     total = 9 + len(body)
     return bytes([9, 2, total & 0xFF, total >> 8, 1, value, 0, 0x80, 50]) + body
 
 
-def _interface(number: int, cls: int = 1, sub: int = 1, proto: int = 0, alt: int = 0) -> bytes:
+def interface_bytes(number: int, cls: int = 1, sub: int = 1, proto: int = 0, alt: int = 0) -> bytes:
     return bytes([9, 4, number, alt, 0, cls, sub, proto, 0])
 
 
-def _endpoint(address: int = 0x81) -> bytes:
+def endpoint_bytes(address: int = 0x81) -> bytes:
     return bytes([7, 5, address, 3, 8, 0, 1])
 
 
-def _offset_of(data: bytes, part: bytes) -> int:
-    return data.index(part)
-
-
 def test_a_minimal_device_parses() -> None:
-    data = _device() + _config(_interface(0, cls=3, sub=0))
+    data = device_bytes() + config_bytes(interface_bytes(0, cls=3, sub=0))
     parsed = parse_usb_descriptors(data)
     assert parsed.active is not None
     assert parsed.active.interface_numbers == (0,)
@@ -343,38 +368,45 @@ def test_a_minimal_device_parses() -> None:
 
 MALFORMED: dict[str, tuple[bytes, int]] = {
     "empty": (b"", 0),
-    "truncated device descriptor": (_device()[:10], 10),
-    "not a device descriptor": (b"\x09\x02" + _device()[2:], 0),
-    "no configuration": (_device(), 18),
-    "truncated configuration": (_device() + _config()[:5], 18),
-    "wTotalLength past the end": (_device() + _config(_interface(0))[:-1], 18),
-    "wTotalLength below bLength": (_device() + bytes([9, 2, 4, 0, 0, 1, 0, 0x80, 50]), 18),
-    "bLength 0": (_device() + _config(_interface(0), b"\x00\x24"), 18 + 9 + 9),
-    "bLength 1": (_device() + _config(b"\x01\x24"), 18 + 9),
-    "descriptor past wTotalLength": (_device() + _config(b"\x20\x24\x01"), 18 + 9),
-    "short interface": (_device() + _config(bytes([5, 4, 0, 0, 0])), 18 + 9),
-    "short endpoint": (_device() + _config(_interface(0), bytes([5, 5, 0x81, 3, 8])), 36),
-    "short association": (_device() + _config(bytes([6, 0x0B, 0, 2, 1, 0])), 27),
-    "nine configurations": (_device(9) + _config() * 9, 18 + 8 * 9),
+    "truncated device descriptor": (device_bytes()[:10], 10),
+    "not a device descriptor": (b"\x09\x02" + device_bytes()[2:], 0),
+    "no configuration": (device_bytes(), 18),
+    "truncated configuration": (device_bytes() + config_bytes()[:5], 18),
+    "wTotalLength past the end": (device_bytes() + config_bytes(interface_bytes(0))[:-1], 18),
+    "wTotalLength below bLength": (device_bytes() + bytes([9, 2, 4, 0, 0, 1, 0, 0x80, 50]), 18),
+    "bLength 0": (device_bytes() + config_bytes(interface_bytes(0), b"\x00\x24"), 18 + 9 + 9),
+    "bLength 1": (device_bytes() + config_bytes(b"\x01\x24"), 18 + 9),
+    "descriptor past wTotalLength": (device_bytes() + config_bytes(b"\x20\x24\x01"), 18 + 9),
+    "short interface": (device_bytes() + config_bytes(bytes([5, 4, 0, 0, 0])), 18 + 9),
+    "short endpoint": (
+        device_bytes() + config_bytes(interface_bytes(0), bytes([5, 5, 0x81, 3, 8])),
+        36,
+    ),
+    "short association": (device_bytes() + config_bytes(bytes([6, 0x0B, 0, 2, 1, 0])), 27),
+    "nine configurations": (device_bytes(9) + config_bytes() * 9, 18 + 8 * 9),
     "33 interfaces": (
-        _device() + _config(*(_interface(n, cls=3) for n in range(33))),
+        device_bytes() + config_bytes(*(interface_bytes(n, cls=3) for n in range(33))),
         18 + 9 + 32 * 9,
     ),
-    "31 endpoints": (_device() + _config(_interface(0), *[_endpoint()] * 31), 18 + 18 + 30 * 7),
+    "31 endpoints": (
+        device_bytes() + config_bytes(interface_bytes(0), *[endpoint_bytes()] * 31),
+        18 + 18 + 30 * 7,
+    ),
     "129 alternate settings": (
-        _device() + _config(*(_interface(0, cls=3, alt=a) for a in range(129))),
+        device_bytes() + config_bytes(*(interface_bytes(0, cls=3, alt=a) for a in range(129))),
         18 + 9 + 128 * 9,
     ),
     "UAC1 header listing more interfaces than it holds": (
-        _device() + _config(_interface(0), bytes([9, 0x24, 1, 0, 1, 9, 0, 3, 1])),
+        device_bytes() + config_bytes(interface_bytes(0), bytes([9, 0x24, 1, 0, 1, 9, 0, 3, 1])),
         36,
     ),
     "short UAC2 header": (
-        _device() + _config(_interface(0, proto=0x20), bytes([8, 0x24, 1, 0, 2, 1, 9, 0])),
+        device_bytes()
+        + config_bytes(interface_bytes(0, proto=0x20), bytes([8, 0x24, 1, 0, 2, 1, 9, 0])),
         36,
     ),
     "short audio terminal": (
-        _device() + _config(_interface(0), bytes([6, 0x24, 2, 1, 1, 2])),
+        device_bytes() + config_bytes(interface_bytes(0), bytes([6, 0x24, 2, 1, 1, 2])),
         36,
     ),
 }
@@ -391,14 +423,14 @@ def test_malformed_input_raises_with_the_offset(case: str) -> None:
 
 def test_more_than_64_kib_is_refused_unread() -> None:
     with pytest.raises(UsbDescriptorError) as raised:
-        parse_usb_descriptors(_device() + bytes(MAX_DESCRIPTORS_BYTES))
+        parse_usb_descriptors(device_bytes() + bytes(MAX_DESCRIPTORS_BYTES))
     assert raised.value.offset == MAX_DESCRIPTORS_BYTES
 
 
 def test_the_largest_input_of_tiny_descriptors_parses() -> None:
     """64 KiB of 2-byte descriptors (the most descriptors a file can hold) in one go."""
     room = MAX_DESCRIPTORS_BYTES - 18 - 9 - 9
-    data = _device() + _config(_interface(0, cls=3), b"\x02\x24" * (room // 2))
+    data = device_bytes() + config_bytes(interface_bytes(0, cls=3), b"\x02\x24" * (room // 2))
     assert len(data) <= MAX_DESCRIPTORS_BYTES
     parsed = parse_usb_descriptors(data)
     assert parsed.active is not None
@@ -421,7 +453,9 @@ def _parses_or_raises_typed(data: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.binary(max_size=300), st.binary(max_size=300).map(lambda b: _device() + b)))
+@given(
+    st.one_of(st.binary(max_size=300), st.binary(max_size=300).map(lambda b: device_bytes() + b))
+)
 def test_random_bytes_only_raise_the_typed_error(data: bytes) -> None:
     _parses_or_raises_typed(data)
 

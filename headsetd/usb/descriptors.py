@@ -593,7 +593,7 @@ def _audio_functions(
                 if first[n].interface_class != CLASS_AUDIO or first[n] in controls:
                     break
                 members.add(n)
-        badd = _badd_profile(uac, iad, ac)
+        badd = _badd_profile(uac, iad)
         inputs, outputs = parsed.inputs, parsed.outputs
         if badd is not None and not inputs and not outputs:
             implied_in, implied_out = _BADD_TERMINALS.get(badd, ((), ()))
@@ -614,13 +614,12 @@ def _audio_functions(
     return tuple(functions)
 
 
-def _badd_profile(uac: int, iad: InterfaceAssociation | None, ac: Interface) -> int | None:
-    """The UAC3 BADD profile: the IAD's bFunctionSubClass, else the interface's subclass."""
-    if uac != 3:
-        return None
-    for subclass in (iad.function_subclass if iad else None, ac.subclass):
-        if subclass in BADD_PROFILES:
-            return subclass
+def _badd_profile(uac: int, iad: InterfaceAssociation | None) -> int | None:
+    """The UAC3 BADD profile: the IAD's bFunctionSubClass. (The AudioControl interface's own
+    bInterfaceSubClass is AUDIOCONTROL, so it cannot carry one, and snd-usb-audio refuses a
+    UAC 2 or 3 function without its IAD.)"""
+    if uac == 3 and iad is not None and iad.function_subclass in BADD_PROFILES:
+        return iad.function_subclass
     return None
 
 
