@@ -1,11 +1,12 @@
 """Finding devices and their parts: udev and sysfs in production, recordings for --replay.
 
 Owns: the part-change vocabulary (`PartAdded`, `PartRemoved`, `DiscoveryFailed`), the sysfs
-reader that turns a hidraw node into its physical device's identity and its HID interface
-(`SysfsReader`, rooted anywhere so tests build a fake tree), `UdevDiscovery` (pyudev: the
-netlink monitor is started before the scan, so nothing plugged in between is missed, and its
-socket is one more descriptor in the reader loop: no thread of its own) and `ReplayDiscovery`
-(each recording stands in for a plugged device, on loop timers).
+reader that turns a USB device, a hidraw node or an ALSA card into its physical device's
+identity and the part it is (`SysfsReader`, rooted anywhere, so tests build a fake tree),
+`UdevDiscovery` (pyudev: usb_device, hidraw and sound; the netlink monitor is started before
+the scan, so nothing plugged in between is missed, and its socket is one more descriptor in the
+reader loop: no thread of its own) and `ReplayDiscovery` (each recording, USB descriptors file
+or both stand in for a plugged device, on loop timers).
 
 Never does: open a device for writing, claim a USB interface, or sleep to wait for udev: the
 monitor's events come after udev has run its rules (ACLs included), and the parts of one
@@ -23,8 +24,17 @@ from typing import Any, Protocol
 from headsetd.events import ErrorKind
 from headsetd.hid.recording import Recording
 from headsetd.hid.source import HidrawSource, HidSource, ReplaySource
-from headsetd.identity import DeviceIdentity, HidInterface, clean_text, firmware_version
+from headsetd.identity import (
+    DeviceIdentity,
+    HidInterface,
+    Part,
+    SoundCard,
+    UsbDescriptors,
+    clean_text,
+    firmware_version,
+)
 from headsetd.loop import ReaderLoop
+from headsetd.usb.descriptors import UsbDescriptorError, parse_usb_descriptors
 
 REPLUG_PAUSE_SECONDS = 1.0  # replay --loop: time between a recording's end and its replug
 _BUS_NAMES = {0x03: "usb", 0x05: "bluetooth", 0x06: "virtual"}
@@ -35,15 +45,31 @@ class PartAdded:
     """A part of a device appeared (or was there at start-up)."""
 
     device: DeviceIdentity
-    hid: HidInterface
+    part: Part
+
+    @property
+    def part_key(self) -> str:
+        return part_key(self.device, self.part)
 
 
 @dataclass(frozen=True, slots=True)
 class PartRemoved:
-    """A part went away: `part_key` is a HID node's path."""
+    """A part went away. `part_key` is a HID node's path, a sound card's sysfs path, or the
+    device key itself: the USB device went, and every part with it."""
 
     device_key: str
     part_key: str
+
+
+def part_key(device: DeviceIdentity, part: Part) -> str:
+    """How a part is told apart within its device."""
+    match part:
+        case HidInterface(node=node):
+            return node
+        case SoundCard(key=key):
+            return key
+        case UsbDescriptors():
+            return device.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +125,38 @@ def _ancestor(start: Path, has: str, stop: Path) -> Path | None:
 
 
 class SysfsReader:
-    """Reads what a hidraw node is from sysfs: its HID parent and, if any, its USB device."""
+    """Reads what a USB device, a hidraw node or a sound card is, from sysfs files only."""
 
     def __init__(self, root: Path = Path("/sys")) -> None:
         self.root = root
+
+    def _usb_identity(self, usb: Path, bus_path: str, hid: dict[str, bytes]) -> DeviceIdentity:
+        return DeviceIdentity(
+            key=str(usb),
+            vendor_id=int(_read(usb, "idVendor") or b"0", 16),
+            product_id=int(_read(usb, "idProduct") or b"0", 16),
+            manufacturer=clean_text(_read(usb, "manufacturer")),
+            product=clean_text(_read(usb, "product") or hid.get("HID_NAME")),
+            serial=clean_text(_read(usb, "serial") or hid.get("HID_UNIQ")),
+            firmware=firmware_version(clean_text(_read(usb, "bcdDevice"))),
+            port=usb.name,
+            sys_path="/" + str(usb.relative_to(self.root)),
+            bus_path=bus_path,
+        )
+
+    def usb_device(self, usb_sys_path: str, bus_path: str = "") -> PartAdded:
+        """A USB device and its descriptors. Raises OSError when sysfs cannot be read."""
+        usb = Path(usb_sys_path)
+        data = (usb / "descriptors").read_bytes()
+        configuration = _read(usb, "bConfigurationValue")
+        names = []
+        for interface in sorted(usb.glob(f"{usb.name}:*")):
+            number, name = _read(interface, "bInterfaceNumber"), _read(interface, "interface")
+            if number and name:
+                names.append((int(number, 16), clean_text(name)))
+        # An empty bConfigurationValue is an unconfigured device: no configuration is active.
+        descriptors = UsbDescriptors(data, int(configuration or b"0"), tuple(names))
+        return PartAdded(self._usb_identity(usb, bus_path, {}), descriptors)
 
     def hid_part(self, hidraw_sys_path: str, node: str, bus_path: str = "") -> PartAdded | None:
         """The part a hidraw node is, or None when its HID parent is not a HID device.
@@ -138,23 +192,28 @@ class SysfsReader:
                 port=clean_text(facts.get("HID_PHYS")) or _BUS_NAMES.get(bus, "hid"),
             )
             return PartAdded(identity, hid_interface)
-        identity = DeviceIdentity(
-            key=str(usb),
-            vendor_id=vendor,
-            product_id=product,
-            manufacturer=clean_text(_read(usb, "manufacturer")),
-            product=clean_text(_read(usb, "product") or facts.get("HID_NAME")),
-            serial=clean_text(_read(usb, "serial") or facts.get("HID_UNIQ")),
-            firmware=firmware_version(clean_text(_read(usb, "bcdDevice"))),
-            port=usb.name,
-            sys_path="/" + str(usb.relative_to(self.root)),
-            bus_path=bus_path,
+        return PartAdded(self._usb_identity(usb, bus_path, facts), hid_interface)
+
+    def sound_card(self, card_sys_path: str, bus_path: str = "") -> PartAdded | None:
+        """The part an ALSA card is, or None when it is not a USB device's (onboard audio)."""
+        card = Path(card_sys_path)
+        usb = _ancestor(card, "idVendor", self.root / "devices")
+        number = _read(card, "number")
+        if usb is None or number is None:
+            return None
+        interface = _read(card.parent.parent, "bInterfaceNumber")  # .../1-1:1.0/sound/card1
+        sound = SoundCard(
+            key=str(card),
+            number=int(number),
+            name=clean_text(_read(card, "id")),
+            interface=int(interface, 16) if interface else None,
         )
-        return PartAdded(identity, hid_interface)
+        return PartAdded(self._usb_identity(usb, bus_path, {}), sound)
 
 
 class UdevDiscovery:
-    """hidraw nodes through pyudev: the monitor first, then a scan of what is present."""
+    """USB devices, hidraw nodes and sound cards through pyudev: the monitor first, then a scan
+    of what is present (USB devices first, so a device's kind is known before its nodes)."""
 
     def __init__(self, sysfs: SysfsReader | None = None) -> None:
         import pyudev  # noqa: PLC0415 - Linux only; imported where it is used
@@ -165,18 +224,20 @@ class UdevDiscovery:
         self._monitor: Any = None
         self._loop: ReaderLoop | None = None
         self._changes: ChangeSink | None = None
-        self._keys: dict[str, str] = {}  # node -> device key, to report removals
+        self._keys: dict[str, tuple[str, str]] = {}  # sys path -> (device key, part key)
 
     def scan(self) -> list[PartChange]:
-        """Every hidraw node present now (for `headsetd list` and the daemon's start)."""
-        return [
-            change
-            for device in self._context.list_devices(subsystem="hidraw")
-            if (change := self._added(device)) is not None
+        """Every part present now (for `headsetd list` and the daemon's start)."""
+        found = [
+            *self._context.list_devices(subsystem="usb", DEVTYPE="usb_device"),
+            *self._context.list_devices(subsystem="hidraw"),
+            *self._context.list_devices(subsystem="sound"),
         ]
+        return [change for device in found if (change := self._added(device)) is not None]
 
     def _bus_path(self, device: Any) -> str:
-        usb = device.find_parent("usb", "usb_device")
+        usb = device if device.device_type == "usb_device" else None
+        usb = usb or device.find_parent("usb", "usb_device")
         if usb is None:
             return ""
         try:
@@ -185,22 +246,30 @@ class UdevDiscovery:
             return ""
 
     def _added(self, device: Any) -> PartChange | None:
-        node = device.device_node
-        if not node:
-            return None
+        """The part a udev device is, or None when it is none of ours."""
+        subsystem, path = device.subsystem, device.sys_path
         try:
-            change = self._sysfs.hid_part(device.sys_path, node, self._bus_path(device))
+            if subsystem == "usb" and device.device_type == "usb_device":
+                change: PartAdded | None = self._sysfs.usb_device(path, self._bus_path(device))
+            elif subsystem == "hidraw" and device.device_node:
+                change = self._sysfs.hid_part(path, device.device_node, self._bus_path(device))
+            elif subsystem == "sound" and device.sys_name.startswith("card"):
+                change = self._sysfs.sound_card(path, self._bus_path(device))
+            else:
+                return None
         except OSError as exc:
-            return DiscoveryFailed(ErrorKind.UNREADABLE, node, str(exc))
+            return DiscoveryFailed(ErrorKind.UNREADABLE, device.device_node or path, str(exc))
         if change is not None:
-            self._keys[node] = change.device.key
+            self._keys[path] = (change.device.key, change.part_key)
         return change
 
     def start(self, loop: ReaderLoop, changes: ChangeSink) -> None:
         monitor = self._pyudev.Monitor.from_netlink(self._context)
+        monitor.filter_by("usb", "usb_device")
         monitor.filter_by("hidraw")
+        monitor.filter_by("sound")
         # Receiving before the scan: a device plugged during the scan is seen twice, never
-        # missed (the lifecycle ignores an add for a node it already has).
+        # missed (the lifecycle ignores an add for a part it already has).
         monitor.start()
         self._monitor, self._loop, self._changes = monitor, loop, changes
         for change in self.scan():
@@ -216,9 +285,8 @@ class UdevDiscovery:
                 change = self._added(device)
                 if change is not None:
                     changes(change)
-            elif device.action == "remove" and device.device_node:
-                key = self._keys.pop(device.device_node, device.device_node)
-                changes(PartRemoved(key, device.device_node))
+            elif device.action == "remove" and device.sys_path in self._keys:
+                changes(PartRemoved(*self._keys.pop(device.sys_path)))
 
     def open(self, hid: HidInterface) -> HidSource:
         return HidrawSource(hid.node)
@@ -229,45 +297,79 @@ class UdevDiscovery:
         self._changes = None
 
 
-class ReplayDiscovery:
-    """Each recording stands in for a plugged device: plugged at start, unplugged after its
-    last report, and (with `loop`) plugged again after a pause, as udev would report it."""
+@dataclass(frozen=True, slots=True)
+class ReplayedDevice:
+    """What stands in for one plugged device: a recording, a USB descriptors file, or both."""
 
-    def __init__(self, recordings: Sequence[Recording], speed: float, loop: bool) -> None:
+    name: str
+    recording: Recording | None = None
+    usb: bytes | None = None  # a sysfs `descriptors` file's bytes
+
+    def identity(self, index: int) -> DeviceIdentity:
+        key = f"replay-{index}"
+        if self.recording is not None:
+            vendor, product = self.recording.vendor_id, self.recording.product_id
+            name = self.recording.name or self.name
+        else:
+            vendor, product = _usb_ids(self.usb or b"")
+            name = self.name
+        return DeviceIdentity(key, vendor, product, product=clean_text(name), port=key)
+
+    def parts(self, index: int) -> list[PartAdded]:
+        identity = self.identity(index)
+        parts = []
+        if self.usb is not None:
+            # A file has no active configuration: its first one is read (as `inspect` does).
+            parts.append(PartAdded(identity, UsbDescriptors(self.usb, None)))
+        if self.recording is not None:
+            hid = HidInterface(node=identity.key, descriptor=self.recording.descriptor)
+            parts.append(PartAdded(identity, hid))
+        return parts
+
+
+def _usb_ids(data: bytes) -> tuple[int, int]:
+    try:
+        usb = parse_usb_descriptors(data)
+    except UsbDescriptorError:
+        return 0, 0
+    return usb.vendor_id, usb.product_id
+
+
+class ReplayDiscovery:
+    """Each replayed device is plugged at start; one with a recording is unplugged after its
+    last report and (with `loop`) plugged again after a pause, as udev would report it; one
+    without stays plugged."""
+
+    def __init__(self, devices: Sequence[ReplayedDevice], speed: float, loop: bool) -> None:
         if not speed > 0:
             raise ValueError("speed must be positive")
-        self._recordings = recordings
+        self._devices = devices
         self._speed = speed
         self._replug = loop
         self._loop: ReaderLoop | None = None
         self._changes: ChangeSink | None = None
 
-    @staticmethod
-    def part(recording: Recording, index: int) -> PartAdded:
-        key = f"replay-{index}"
-        identity = DeviceIdentity(
-            key=key,
-            vendor_id=recording.vendor_id,
-            product_id=recording.product_id,
-            product=clean_text(recording.name),
-            port=key,
-        )
-        return PartAdded(identity, HidInterface(node=key, descriptor=recording.descriptor))
+    @classmethod
+    def of_recordings(
+        cls, recordings: Sequence[Recording], speed: float = 1.0, loop: bool = False
+    ) -> ReplayDiscovery:
+        return cls([ReplayedDevice(r.name, r) for r in recordings], speed, loop)
 
     def start(self, loop: ReaderLoop, changes: ChangeSink) -> None:
         self._loop, self._changes = loop, changes
-        for index in range(len(self._recordings)):
+        for index in range(len(self._devices)):
             self._plug(index)
 
     def _plug(self, index: int) -> None:
-        if self._changes is not None:
-            self._changes(self.part(self._recordings[index], index))
+        for part in self._devices[index].parts(index):
+            if self._changes is not None:
+                self._changes(part)
 
     def open(self, hid: HidInterface) -> HidSource:
         index = int(hid.node.removeprefix("replay-"))
-        return ReplaySource(
-            self._recordings[index].reports, self._speed, lambda: self._unplug(index)
-        )
+        recording = self._devices[index].recording
+        reports = recording.reports if recording is not None else ()
+        return ReplaySource(reports, self._speed, lambda: self._unplug(index))
 
     def _unplug(self, index: int) -> None:
         changes, loop = self._changes, self._loop

@@ -16,6 +16,7 @@ from enum import Enum, StrEnum
 from typing import Any, ClassVar
 
 from headsetd.hid.decoder import Control
+from headsetd.identity import DeviceFacts
 
 
 class ErrorKind(StrEnum):
@@ -48,6 +49,14 @@ DISCOVERY_ERROR_KINDS = (
 @dataclass(frozen=True, slots=True)
 class DeviceConnected:
     event: ClassVar[str] = "device_connected"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceClassified:
+    """The device's parts say something new about it (a part arrived after its admission)."""
+
+    facts: DeviceFacts
+    event: ClassVar[str] = "device_classified"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +104,7 @@ class ReadFailed:
 
 Event = (
     DeviceConnected
+    | DeviceClassified
     | DeviceDisconnected
     | HookChanged
     | MutePressed
@@ -105,9 +115,27 @@ Event = (
 )
 
 
+def facts_fields(facts: DeviceFacts) -> dict[str, Any]:
+    """What a device is, as log fields (and `headsetd replay --json` keys)."""
+    c = facts.classification
+    return {
+        "kind": c.kind.value,
+        "call_control": c.call_control,
+        "has_microphone": c.has_microphone,
+        "has_speaker": c.has_speaker,
+        "uac": c.uac,
+        "rule": c.rule,
+        "controls": [control.value for control in facts.controls],
+        "hidraw": list(facts.hidraw),
+        "sound": list(facts.sound),
+    }
+
+
 def event_fields(event: Event) -> dict[str, Any]:
     """The event as log fields: its name and its own values (enums as their label)."""
     fields: dict[str, Any] = {"event": event.event}
+    if isinstance(event, DeviceClassified):
+        return {**fields, **facts_fields(event.facts)}
     for key, value in asdict(event).items():
         fields[key] = value.value if isinstance(value, Enum) else value
     return fields

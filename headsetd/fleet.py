@@ -19,6 +19,7 @@ from types import MappingProxyType
 
 from headsetd.events import (
     ButtonPressed,
+    DeviceClassified,
     DeviceConnected,
     DeviceDisconnected,
     ErrorKind,
@@ -30,7 +31,7 @@ from headsetd.events import (
     ReportRejected,
 )
 from headsetd.hid.decoder import Control
-from headsetd.identity import DeviceIdentity
+from headsetd.identity import DeviceFacts, DeviceIdentity
 from headsetd.session import HeadsetState
 
 _EMPTY: Mapping[str, int] = MappingProxyType({})
@@ -45,12 +46,13 @@ class DeviceRecord:
     """One device as exported. Times are on the fleet's clock (monotonic seconds)."""
 
     identity: DeviceIdentity
-    controls: tuple[Control, ...] = ()
+    facts: DeviceFacts
     connected: bool = False
     readable: bool = False
     state: HeadsetState = field(default_factory=HeadsetState)
     connects: int = 0
     disconnects: int = 0
+    disconnects_in_call: int = 0  # unplugged while off-hook
     hook_changes: Mapping[str, int] = field(
         default_factory=lambda: _EMPTY
     )  # "off_hook"/"on_hook" -> changes into it
@@ -64,6 +66,10 @@ class DeviceRecord:
     @property
     def device_id(self) -> str:
         return self.identity.device_id
+
+    @property
+    def controls(self) -> tuple[Control, ...]:
+        return self.facts.controls
 
     def off_hook_seconds_at(self, now: float) -> float:
         if self.off_hook_since is None:
@@ -98,8 +104,11 @@ def tally(record: DeviceRecord, event: Event, now: float) -> DeviceRecord:
         case ReportRejected():
             return replace(record, errors=_plus(record.errors, ErrorKind.MALFORMED_REPORT))
         case ReadFailed(kind=kind):
-            readable = record.readable and kind not in (ErrorKind.ACCESS_DENIED, ErrorKind.OPEN)
+            # A bug met by one report does not stop the reading; every other failure does.
+            readable = record.readable and kind is ErrorKind.INTERNAL
             return replace(record, errors=_plus(record.errors, kind), readable=readable)
+        case DeviceClassified(facts=facts):
+            return replace(record, facts=facts)
         case DeviceConnected():
             return replace(
                 record,
@@ -110,12 +119,14 @@ def tally(record: DeviceRecord, event: Event, now: float) -> DeviceRecord:
                 disconnected_at=None,
             )
         case DeviceDisconnected():
+            in_call = record.state.off_hook is True
             record = _close_off_hook(record, now)
             return replace(
                 record,
                 connected=False,
                 readable=False,
                 disconnects=record.disconnects + 1,
+                disconnects_in_call=record.disconnects_in_call + in_call,
                 # The hook state of an unplugged headset is unknown, not on-hook.
                 state=HeadsetState(),
                 disconnected_at=now,
@@ -141,15 +152,13 @@ class Fleet:
         self._records: dict[str, DeviceRecord] = {}
         self._discovery_errors: Mapping[str, int] = _EMPTY
 
-    def connect(
-        self, identity: DeviceIdentity, controls: tuple[Control, ...], now: float
-    ) -> DeviceRecord:
+    def connect(self, identity: DeviceIdentity, facts: DeviceFacts, now: float) -> DeviceRecord:
         """Record a plug-in (the device's counters go on from where they were)."""
         device_id = identity.device_id
         with self._lock:
             old = self._records.get(device_id)
-            base = old if old is not None else DeviceRecord(identity)
-            record = replace(base, identity=identity, controls=controls)
+            base = old if old is not None else DeviceRecord(identity, facts)
+            record = replace(base, identity=identity, facts=facts)
             if record.connected:  # a replug seen before the unplug: close the old one first
                 record = tally(record, DeviceDisconnected("replugged"), now)
             record = self._records[device_id] = tally(record, DeviceConnected(), now)

@@ -1,8 +1,10 @@
 """Who a device is: identity records, the stable `device` id, and device strings made safe.
 
 Owns: `DeviceIdentity` (one physical device: a USB device, or a HID device with no USB parent,
-or a recording standing in for one), `HidInterface` (one hidraw node of it, with its report
-descriptor), `clean_text` (every device-supplied string passes through it before it reaches a
+or a recording standing in for one), its parts as discovered (`HidInterface`: one hidraw node
+with its report descriptor; `UsbDescriptors`: the USB device's own descriptors; `SoundCard`:
+an ALSA card made from one of its audio functions), `DeviceFacts` (what the parts together say
+the device is), `clean_text` (every device-supplied string passes through it before it reaches a
 label or a log line) and the 4-digit hex rendering of USB ids.
 
 Never does: I/O of any kind. Discovery reads sysfs and builds these records; everything after
@@ -13,6 +15,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from headsetd.classify import Classification
+from headsetd.hid.decoder import Control
 
 MAX_TEXT = 64  # device strings are bounded before they reach a label or a log line
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -89,3 +94,37 @@ class HidInterface:
     node: str  # /dev/hidrawN, or replay-N for a recording
     descriptor: bytes  # the report descriptor, as sysfs gives it
     interface: int | None = None  # the USB interface number, when there is one
+
+
+@dataclass(frozen=True, slots=True)
+class UsbDescriptors:
+    """A USB device's descriptors as sysfs gives them (`descriptors`: the device descriptor and
+    every configuration), which configuration is active, and its interfaces' names."""
+
+    data: bytes
+    configuration: int | None  # bConfigurationValue; None when unconfigured or unknown
+    interface_names: tuple[tuple[int, str], ...] = ()  # iInterface strings, by number
+
+
+@dataclass(frozen=True, slots=True)
+class SoundCard:
+    """An ALSA card made from one of the device's audio functions."""
+
+    key: str  # the card's sysfs path
+    number: int
+    name: str  # the card's id, e.g. "Headset" (what `aplay -l` shows in brackets)
+    interface: int | None = None  # the USB interface it is bound to (the AudioControl one)
+
+
+Part = HidInterface | UsbDescriptors | SoundCard
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFacts:
+    """What a device's parts together say: its classification, the controls its telephony
+    interfaces report, and where its parts are (for `list` and `status`)."""
+
+    classification: Classification
+    controls: tuple[Control, ...] = ()
+    hidraw: tuple[str, ...] = ()  # every hidraw node, telephony or not
+    sound: tuple[str, ...] = ()  # ALSA card names

@@ -46,4 +46,4 @@ def run_simulated(discovery: Discovery, sink: EventSink, start: float = 0.0) -> 
 def replay(recordings: Sequence[Recording], sink: EventSink) -> Fleet:
     """Each recording as a device plugged at 0 s, its reports at their recorded offsets from
     its first, unplugged after its last; returns the fleet that counted it all."""
-    return run_simulated(ReplayDiscovery(recordings, speed=1.0, loop=False), sink)
+    return run_simulated(ReplayDiscovery.of_recordings(recordings), sink)
