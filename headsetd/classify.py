@@ -18,8 +18,10 @@ report descriptors add what USB descriptors cannot say:
 - a device with no USB parent (Bluetooth HID, uhid, a replayed recording) has no USB
   descriptors at all; with call control it is a `headset`: hook switch and phone mute are what
   headsets and handsets carry, and its audio travels outside USB (Bluetooth HFP), where
-  descriptors cannot show it. has_microphone and has_speaker stay false there: they report what
-  the USB descriptors show, never a guess.
+  descriptors cannot show it. Such a headset is taken to have a microphone and a speaker, as
+  the kind says (a headset is both): otherwise every Bluetooth headset would look like
+  headphones to the "no microphone on this desk" alert. Where USB descriptors exist,
+  has_microphone and has_speaker say exactly what their terminals show.
 """
 
 from __future__ import annotations
@@ -237,10 +239,11 @@ def classify(
     evidence = Evidence.of(usb, hid)
     rule = next((r for r in RULES if r.applies(evidence)), None)
     functions, inputs, outputs = _audio(usb)
+    headset_without_usb = rule is not None and rule.name == "call_control_without_usb"
     return Classification(
         kind=rule.kind if rule is not None else Kind.OTHER,
-        has_microphone=bool(inputs & (MICROPHONE_INPUTS | SPEAKERPHONES)),
-        has_speaker=bool(outputs & (SPEAKER_OUTPUTS | SPEAKERPHONES)),
+        has_microphone=headset_without_usb or bool(inputs & (MICROPHONE_INPUTS | SPEAKERPHONES)),
+        has_speaker=headset_without_usb or bool(outputs & (SPEAKER_OUTPUTS | SPEAKERPHONES)),
         call_control=evidence.call_control,
         uac=max((f.uac for f in functions), default=None),
         audio_functions=tuple(_summary(f, names or {}) for f in functions),

@@ -226,7 +226,9 @@ def test_a_hid_device_without_usb_is_a_headset_exactly_when_it_has_call_control(
     classification = classify(None, [hid_fixture(path.stem)])
     expected = Kind.HEADSET if classification.call_control else Kind.OTHER
     assert classification.kind == expected
-    assert (classification.has_microphone, classification.has_speaker) == (False, False)
+    # A headset is both (its audio travels over Bluetooth); anything else has neither shown.
+    headset = classification.kind is Kind.HEADSET
+    assert (classification.has_microphone, classification.has_speaker) == (headset, headset)
     assert (classification.uac, classification.audio_functions) == (None, ())
 
 
