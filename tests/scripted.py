@@ -10,20 +10,22 @@ from dataclasses import dataclass
 from headsetd.discovery import ChangeSink, PartAdded, PartRemoved
 from headsetd.hid.recording import Recording
 from headsetd.hid.source import HidSource, ReplaySource
-from headsetd.identity import DeviceIdentity, HidInterface
+from headsetd.identity import DeviceIdentity, HidInterface, UsbDescriptors
 from headsetd.loop import ReaderLoop
 
 
 @dataclass(frozen=True)
 class Plug:
-    """`identity` plugged in at `at` with `recording`'s reports; unplugged `unplug_after`
-    seconds after its last report (None: stays plugged)."""
+    """`identity` plugged in at `at`: its USB descriptors part first (`usb`, if given), then
+    its HID interface with `recording`'s reports (if given); unplugged `unplug_after` seconds
+    after its last report (None: stays plugged; a device without a recording stays too)."""
 
     at: float
     identity: DeviceIdentity
-    recording: Recording
+    recording: Recording | None = None
     unplug_after: float | None = 0.0
     node: str = ""
+    usb: bytes | None = None
 
 
 class ScriptedDiscovery:
@@ -42,13 +44,19 @@ class ScriptedDiscovery:
 
     def _plug(self, index: int) -> None:
         plug = self.plugs[index]
-        if self._changes is not None:
+        if self._changes is None:
+            return
+        if plug.usb is not None:
+            self._changes(PartAdded(plug.identity, UsbDescriptors(plug.usb, None)))
+        if plug.recording is not None:
             hid = HidInterface(self._node(index), plug.recording.descriptor)
             self._changes(PartAdded(plug.identity, hid))
 
     def open(self, hid: HidInterface) -> HidSource:
         index = next(i for i in range(len(self.plugs)) if self._node(i) == hid.node)
-        return ReplaySource(self.plugs[index].recording.reports, 1.0, lambda: self._end(index))
+        recording = self.plugs[index].recording
+        reports = recording.reports if recording is not None else ()
+        return ReplaySource(reports, 1.0, lambda: self._end(index))
 
     def _end(self, index: int) -> None:
         plug, loop = self.plugs[index], self._loop

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,13 @@ from headsetd.collector import HeadsetCollector
 from headsetd.fleet import Fleet
 from headsetd.hid.recording import Recording
 from headsetd.identity import DeviceIdentity, clean_text
+from headsetd.policy import Policy
 from headsetd.replay import run_simulated
-from tests.conftest import GOLDEN, RECORDINGS, require_tool
+from tests.conftest import GOLDEN, RECORDINGS, REPO, require_tool
 from tests.scripted import Plug, ScriptedDiscovery
 
 RENDERED_AT = 200.0
+USB_FIXTURES = REPO / "tests" / "fixtures" / "usb"
 
 
 def scenario() -> Fleet:
@@ -56,12 +59,24 @@ def scenario() -> Fleet:
         )
 
     malformed = Recording(descriptor=b"\x05\x0b\x09\x05\xa1\x01", name="broken")
+    in_call = Recording.load(RECORDINGS / "epos_impact-d_1395-00a9_call.hid")
+    in_call = replace(in_call, reports=in_call.reports[:3])  # answered, then unplugged
+    headphones = (USB_FIXTURES / "edifier_hal0-2.0-se-qr30-speakers_2d99-a101.desc").read_bytes()
+    edifier = DeviceIdentity(
+        "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-4",
+        0x2D99,
+        0xA101,
+        product="EDIFIER",
+        port="1-4",
+    )
     plugs = [
         Plug(0.0, replayed(jabra, 0), jabra),
         Plug(100.0, poly_identity, poly, unplug_after=1.0, node="/dev/hidraw1"),
         Plug(100.0 + poly_call + 10, poly_identity, poly, unplug_after=None, node="/dev/hidraw2"),
         Plug(50.0, replayed(yealink, 2), yealink, unplug_after=None),
         Plug(60.0, replayed(malformed, 3), malformed, unplug_after=None),
+        Plug(70.0, replayed(in_call, 4), in_call, unplug_after=0.5),
+        Plug(80.0, edifier, usb=headphones),
     ]
     return run_simulated(ScriptedDiscovery(plugs), lambda record, events, now: None)
 
@@ -73,6 +88,8 @@ def render(fleet: Fleet) -> bytes:
             lambda: fleet.snapshot(RENDERED_AT),
             "0.0.0-golden",
             lambda: {"workstation": "ws-0042", "site": "ber1", "desk": "D17"},
+            lambda: Policy(("0b0e:*", "047f:02ec")),
+            lambda: True,
         )
     )
     return generate_latest(registry)
