@@ -27,6 +27,7 @@ from headsetd.events import ErrorKind
 from headsetd.fleet import Fleet
 from headsetd.loop import ReaderLoop
 from headsetd.notify import sd_notify, watchdog_interval
+from headsetd.seat import seat_active
 from headsetd.web import WebServer
 
 log = structlog.get_logger("headsetd")
@@ -49,6 +50,8 @@ class Daemon:
                 lambda: self.fleet.snapshot(self.clock.now()),
                 __version__,
                 lambda: self.config.workstation_labels,
+                lambda: self.config.policy,
+                seat_active,
             )
         )
         ProcessCollector(registry=self.registry)

@@ -90,3 +90,25 @@ def test_invalid_utf8_is_a_config_error(tmp_path: Path) -> None:
 )
 def test_parse_listen(text: str, listen: Listen) -> None:
     assert parse_listen(text) == listen
+
+
+def test_policy_patterns_approve_by_vendor_and_product(tmp_path: Path) -> None:
+    path = tmp_path / "headsetd.toml"
+    path.write_text('[policy]\napproved = ["0b0e:0307", "047F:*", "1395:00?9"]\n')
+    policy = load_config(path).policy
+    assert policy is not None
+    assert policy.approves(0x0B0E, 0x0307)
+    assert not policy.approves(0x0B0E, 0x0308)
+    assert policy.approves(0x047F, 0xC056)
+    assert policy.approves(0x1395, 0x00A9)
+    assert load_config(None).policy is None  # no policy: nothing is judged
+
+
+@pytest.mark.parametrize(
+    "approved", ['"0b0e-0307"', '["0b0e"]', '["0b0e:03070"]', '["vend:prod"]', "[1]"]
+)
+def test_bad_policy_patterns_are_errors(tmp_path: Path, approved: str) -> None:
+    path = tmp_path / "headsetd.toml"
+    path.write_text(f"[policy]\napproved = {approved}\n")
+    with pytest.raises(ConfigError, match=r"policy\.approved"):
+        load_config(path)

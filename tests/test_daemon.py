@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from headsetd.clock import MonotonicClock
 from headsetd.config import Config, Listen
@@ -26,7 +27,7 @@ from headsetd.hid.recording import RecordedReport, Recording
 from headsetd.hid.source import ReplaySource
 from headsetd.identity import DeviceIdentity, HidInterface
 from headsetd.loop import ReaderLoop
-from tests.conftest import RECORDINGS, require_tool
+from tests.conftest import RECORDINGS, REPO, require_tool
 
 CALL = RECORDINGS / "jabra_evolve-link-ms_0b0e-0307_call.hid"
 TRUNCATED = RECORDINGS / "yealink_wh66_6993-b02b_truncated.hid"
@@ -230,3 +231,46 @@ def test_a_part_reported_twice_is_read_once_and_shared_serials_stay_two_devices(
         daemon_.stop()
         thread.join(5)
     assert not thread.is_alive()
+
+
+USB_FIXTURES = REPO / "tests" / "fixtures" / "usb"
+
+
+def test_replayed_usb_descriptors_give_devices_their_kind(daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Headphones with no HID at all, and a recording joined to a headset's USB descriptors;
+    judged by an approved list."""
+    headphones = USB_FIXTURES / "edifier_hal0-2.0-se-qr30-speakers_2d99-a101.desc"
+    headset = USB_FIXTURES / "plantronics_usb-headset_047f-c001.desc"
+    recording = RECORDINGS / "plantronics_blackwire-3220_047f-c056_telephony_call.hid"
+    config = tmp_path / "headsetd.toml"
+    config.write_text('[policy]\napproved = ["047f:*"]\n')
+    d = daemon(
+        "--config",
+        str(config),
+        "--replay",
+        str(headphones),
+        f"{recording}+{headset}",
+        "--speed",
+        "10",
+        "--log-format",
+        "json",
+    )
+    d.wait_for("device_connected", count=2)
+    families = {f.name: f for f in text_string_to_metric_families(d.metrics())}
+    info = {s.labels["device"]: s.labels for s in families["headsetd_device_info"].samples}
+    assert info["2d99:a101@replay-0"]["kind"] == "headphones"
+    assert info["2d99:a101@replay-0"]["call_control"] == "false"
+    assert info["047f:c056@replay-1"]["kind"] == "headset"
+    assert info["047f:c056@replay-1"]["has_microphone"] == "true"
+    approved = {s.labels["device"]: s.value for s in families["headsetd_device_approved"].samples}
+    assert approved == {"2d99:a101@replay-0": 0.0, "047f:c056@replay-1": 1.0}
+    kinds = {s.labels["kind"]: s.value for s in families["headsetd_workstation_devices"].samples}
+    assert kinds == {
+        "headset": 1.0,
+        "headphones": 1.0,
+        "speakerphone": 0.0,
+        "microphone": 0.0,
+        "webcam": 0.0,
+        "other": 0.0,
+    }
+    assert d.stop() == 0
