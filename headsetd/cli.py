@@ -1,8 +1,9 @@
 """The command line, and the only place that wires objects together (config, clock, discovery,
 daemon).
 
-Owns: the commands (`run`, `list`, `inspect`, `replay`), their options and help, and how their
-results are printed. Each command is a few lines over the modules that own the work.
+Owns: the commands (`run`, `list`, `status`, `check-config`, `inspect`, `replay`), their
+options and help, and how their results are printed. Each command is a few lines over the
+modules that own the work.
 
 Never does: hold logic that a test of the parts would miss, or print a traceback for input the
 user can fix: a bad file, config, address or option prints one line to stderr and exits 2. A
@@ -12,17 +13,20 @@ closed stdout (`headsetd inspect x | head`) ends a command quietly.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from headsetd import __version__
-from headsetd.config import ConfigError, load_config, parse_listen
+from headsetd.config import Config, ConfigError, load_config, parse_listen
 from headsetd.discovery import Discovery, ReplayedDevice
 from headsetd.events import Event, event_fields
 from headsetd.fleet import DeviceRecord
@@ -30,6 +34,9 @@ from headsetd.hid.descriptor import DescriptorError, parse_report_descriptor
 from headsetd.hid.recording import Recording, RecordingError
 from headsetd.identity import hex4
 from headsetd.usb.descriptors import UsbDescriptorError
+
+if TYPE_CHECKING:
+    from headsetd.daemon import Daemon
 
 # What `list` says to do about a device headsetd cannot read.
 FIX_UNREADABLE = (
@@ -114,6 +121,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("--json", action="store_true", help="JSON instead of a table")
 
+    status = sub.add_parser(
+        "status",
+        help="what a running daemon sees now (devices, kind, hook, mute), from its /status",
+        formatter_class=formatter,
+    )
+    status.set_defaults(func=_status)
+    status.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the daemon's configuration: where it listens (default: none, port 10481)",
+    )
+    status.add_argument("--url", help="the daemon's /status URL (default: from --config)")
+    status.add_argument("--json", action="store_true", help="the daemon's JSON as it is")
+    status.add_argument(
+        "--insecure",
+        action="store_true",
+        help="accept the daemon's TLS certificate without checking it (it is this machine's)",
+    )
+
+    check = sub.add_parser(
+        "check-config",
+        help="check a configuration file (and its web config) without starting",
+        formatter_class=formatter,
+    )
+    check.set_defaults(func=_check_config)
+    check.add_argument("file", help="TOML configuration file")
+
     replay = sub.add_parser(
         "replay",
         help="the events a recording makes, through the daemon's own loop",
@@ -182,7 +216,30 @@ def replayed_device(argument: str) -> ReplayedDevice:
     return ReplayedDevice(Path(argument.split("+", maxsplit=1)[0]).stem, recording, usb)
 
 
+class _Stopped(Exception):
+    """SIGTERM or SIGINT before the daemon's loop runs (loading recordings, binding)."""
+
+
+def _stop_early(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
 def _run(args: argparse.Namespace) -> int:
+    # A stop asked for while recordings load (seconds for a day's recording) ends the command
+    # at once, cleanly; the daemon installs its own handlers when its loop starts.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop_early)
+    try:
+        daemon = _daemon(args)
+    except _Stopped:
+        return 0
+    daemon.run_until_signalled()
+    return 0
+
+
+def _daemon(args: argparse.Namespace) -> Daemon:
+    import structlog  # noqa: PLC0415
+
     from headsetd.clock import MonotonicClock  # noqa: PLC0415 - keeps other commands light
     from headsetd.daemon import Daemon  # noqa: PLC0415
     from headsetd.discovery import ReplayDiscovery, UdevDiscovery  # noqa: PLC0415
@@ -190,7 +247,6 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.replay and (args.speed is not None or args.loop):
         raise UsageError("--speed and --loop go with --replay")
-    config = load_config(args.config)
     overrides: dict[str, Any] = {}
     if args.listen:
         overrides["listen"] = parse_listen(args.listen)
@@ -198,19 +254,78 @@ def _run(args: argparse.Namespace) -> int:
         overrides["log_format"] = args.log_format
     if args.log_level:
         overrides["log_level"] = args.log_level
-    config = replace(config, **overrides)
+
+    def load() -> Config:
+        return replace(load_config(args.config), **overrides)
+
+    config = load()
+    output = configure_logging(config.log_format, config.log_level)
     discovery: Discovery
     if args.replay:
+        structlog.get_logger("headsetd").info("replay_loading", files=len(args.replay))
         devices = [replayed_device(argument) for argument in args.replay]
         discovery = ReplayDiscovery(devices, args.speed or 1.0, args.loop)
     else:
         discovery = UdevDiscovery()
-    configure_logging(config.log_format, config.log_level)
     try:
-        daemon = Daemon(config, discovery, MonotonicClock())
+        return Daemon(
+            config,
+            discovery,
+            MonotonicClock(),
+            reload=load if args.config else None,
+            log_output=output,
+        )
     except OSError as exc:
         raise UsageError(f"cannot listen on {config.listen}: {exc.strerror}") from exc
-    daemon.run_until_signalled()
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from headsetd.daemon import load_web  # noqa: PLC0415
+
+    config = load_config(args.file)
+    web = load_web(config)
+    print(f"{args.file}: OK")
+    print(f"  workstation: {config.workstation_labels}")
+    print(f"  listen: {config.listen}" + (" (TLS)" if web.tls else ""))
+    if web.users:
+        print(f"  basic auth: {len(web.users)} user(s)")
+    approved = "not judged" if config.policy is None else ", ".join(config.policy.approved)
+    print(f"  approved models: {approved or 'none'}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import ssl  # noqa: PLC0415
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    from headsetd.daemon import load_web  # noqa: PLC0415
+    from headsetd.status import render_status  # noqa: PLC0415
+
+    url = args.url
+    context: ssl.SSLContext | None = None
+    if url is None:
+        config = load_config(args.config)
+        host = config.listen.host
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)  # noqa: S104
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        scheme = "https" if load_web(config).tls else "http"
+        url = f"{scheme}://{host}:{config.listen.port}/status"
+    if url.startswith("https") and args.insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    request = urllib.request.Request(url)  # noqa: S310 - the user's own daemon
+    user, password = os.environ.get("HEADSETD_USER"), os.environ.get("HEADSETD_PASSWORD")
+    if user and password:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:  # noqa: S310
+            status = json.loads(response.read())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {url}: {exc} (is headsetd running?)") from exc
+    print(json.dumps(status, indent=2) if args.json else render_status(status))
     return 0
 
 
@@ -294,9 +409,13 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from headsetd.logs import configure_logging  # noqa: PLC0415
     from headsetd.replay import replay  # noqa: PLC0415
 
     recording = _recording(args.file)
+    # Events are the output (stdout); what the daemon would log beside them (a device it
+    # ignores, and why) goes to stderr.
+    configure_logging("console" if sys.stderr.isatty() else "json", "info", sys.stderr)
 
     def emit(record: DeviceRecord, events: Sequence[Event], t: float) -> None:
         for event in events:

@@ -329,8 +329,12 @@ class Devices:
         now = self._now()
         if device.facts is None:
             if not tracked:
-                log.debug(
-                    "device_ignored", device=device.identity.key, kind=facts.classification.kind
+                # Said once per device and part, so `replay` and `run --replay` both say why.
+                log.info(
+                    "device_ignored",
+                    device=device.identity.device_id,
+                    kind=facts.classification.kind.value,
+                    reason="no telephony collection with inputs and no USB audio function",
                 )
                 return
             device.identity = self._unique(device.identity)

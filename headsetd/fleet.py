@@ -175,6 +175,10 @@ class Fleet:
             self._records[device_id] = record
             return record
 
+    def set_retention(self, retention: float) -> None:
+        with self._lock:
+            self._retention = retention
+
     def count_discovery_error(self, kind: ErrorKind) -> None:
         with self._lock:
             self._discovery_errors = _plus(self._discovery_errors, kind)
