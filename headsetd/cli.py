@@ -78,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
         "--listen", metavar="HOST:PORT", help="where /metrics is served (default: the config's)"
     )
     run.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="TLS and basic auth, in the YAML Prometheus and node_exporter take "
+        "(default: the config's [web] config_file, none: plain HTTP)",
+    )
+    run.add_argument(
         "--replay",
         nargs="+",
         metavar="FILE[+FILE]",
@@ -254,6 +261,8 @@ def _daemon(args: argparse.Namespace) -> Daemon:
         overrides["log_format"] = args.log_format
     if args.log_level:
         overrides["log_level"] = args.log_level
+    if args.web_config_file:
+        overrides["web_config_file"] = args.web_config_file
 
     def load() -> Config:
         return replace(load_config(args.config), **overrides)
