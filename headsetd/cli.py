@@ -389,13 +389,13 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from headsetd.usb.describe import is_usb_descriptors  # noqa: PLC0415
+    from headsetd.inspect_usb import is_usb_descriptors  # noqa: PLC0415
 
     raw = _read(args.file)
     if is_usb_descriptors(raw):
         from headsetd.classify import classify  # noqa: PLC0415
-        from headsetd.usb.describe import describe as describe_usb  # noqa: PLC0415
-        from headsetd.usb.describe import render_table as usb_table  # noqa: PLC0415
+        from headsetd.inspect_usb import describe as describe_usb  # noqa: PLC0415
+        from headsetd.inspect_usb import render_table as usb_table  # noqa: PLC0415
         from headsetd.usb.descriptors import parse_usb_descriptors  # noqa: PLC0415
 
         usb = parse_usb_descriptors(raw)

@@ -23,7 +23,7 @@ from prometheus_client.core import (
 )
 
 from headsetd.classify import Kind
-from headsetd.events import DEVICE_ERROR_KINDS, DISCOVERY_ERROR_KINDS
+from headsetd.errors import DEVICE_ERROR_KINDS, DISCOVERY_ERROR_KINDS
 from headsetd.fleet import DeviceRecord, FleetSnapshot
 from headsetd.hid.decoder import BUTTONS, Control
 from headsetd.identity import hex4

@@ -30,7 +30,7 @@ from headsetd.collector import HeadsetCollector
 from headsetd.config import RELOADABLE, Config, ConfigError, Listen, reload_changes
 from headsetd.devices import Devices, LogSink
 from headsetd.discovery import Discovery
-from headsetd.events import ErrorKind
+from headsetd.errors import ErrorKind
 from headsetd.fleet import Fleet, FleetSnapshot
 from headsetd.logs import LogOutput, set_level
 from headsetd.loop import ReaderLoop

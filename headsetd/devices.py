@@ -34,11 +34,11 @@ import structlog
 
 from headsetd.classify import classify
 from headsetd.discovery import Discovery, DiscoveryFailed, PartAdded, PartChange, PartRemoved
+from headsetd.errors import ErrorKind
 from headsetd.events import (
     DeviceClassified,
     DeviceConnected,
     DeviceDisconnected,
-    ErrorKind,
     Event,
     ReadFailed,
     event_fields,

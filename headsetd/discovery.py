@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from headsetd.events import ErrorKind
+from headsetd.errors import ErrorKind
 from headsetd.hid.recording import Recording
 from headsetd.hid.source import HidrawSource, HidSource, ReplaySource
 from headsetd.identity import (

@@ -1,9 +1,9 @@
-"""What happens to a device, in one vocabulary: the event records and the error kinds.
+"""What happens to a device, in one vocabulary: the event records.
 
-Owns: `ErrorKind` (every error headsetd counts, by its label value), the device event records
-(`DeviceConnected` ... `ReadFailed`), the `Event` union, and `event_fields`, which turns an
-event into log fields. Session state machines produce these events, the fleet counts them, the
-log shows them and `headsetd replay` prints them: one vocabulary for all four.
+Owns: the device event records (`DeviceConnected` ... `ReadFailed`, with the error kinds of
+headsetd.errors), the `Event` union, and `event_fields`, which turns an event into log fields.
+Session state machines produce these events, the fleet counts them, the log shows them and
+`headsetd replay` prints them: one vocabulary for all four.
 
 Never does: decide when an event happens (the state machines do) or count anything (the fleet
 does). Event names are the log's `event` values: snake_case, past tense.
@@ -12,38 +12,12 @@ does). Event names are the log's `event` values: snake_case, past tense.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any, ClassVar
 
+from headsetd.errors import ErrorKind
 from headsetd.hid.decoder import Control
 from headsetd.identity import DeviceFacts
-
-
-class ErrorKind(StrEnum):
-    """Every counted error, as its `kind` label. Device errors (`headsetd_device_errors_total`)
-    are the first five; discovery errors (`headsetd_discovery_errors_total`) the last three."""
-
-    READ = "read"  # a read failed for another reason than an unplug
-    MALFORMED_REPORT = "malformed_report"  # unknown report ID, or a length the descriptor denies
-    ACCESS_DENIED = "access_denied"  # the node exists but may not be opened (udev rule missing)
-    OPEN = "open"  # the node exists but opening it failed otherwise
-    INTERNAL = "internal"  # a headsetd bug met by one report or one device (logged with traceback)
-    MALFORMED_DESCRIPTOR = "malformed_descriptor"  # a HID or USB descriptor that does not parse
-    UNREADABLE = "unreadable"  # sysfs facts of a device could not be read
-
-
-DEVICE_ERROR_KINDS = (
-    ErrorKind.READ,
-    ErrorKind.MALFORMED_REPORT,
-    ErrorKind.ACCESS_DENIED,
-    ErrorKind.OPEN,
-    ErrorKind.INTERNAL,
-)
-DISCOVERY_ERROR_KINDS = (
-    ErrorKind.MALFORMED_DESCRIPTOR,
-    ErrorKind.UNREADABLE,
-    ErrorKind.INTERNAL,
-)
 
 
 @dataclass(frozen=True, slots=True)

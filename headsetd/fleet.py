@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from headsetd.errors import ErrorKind
 from headsetd.events import (
     ButtonPressed,
     DeviceClassified,
     DeviceConnected,
     DeviceDisconnected,
-    ErrorKind,
     Event,
     HookChanged,
     MuteChanged,

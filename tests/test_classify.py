@@ -17,7 +17,7 @@ import pytest
 from headsetd.classify import FALLBACK, RULES, Classification, Kind, classify
 from headsetd.hid.descriptor import ReportDescriptor, parse_report_descriptor
 from headsetd.hid.recording import Recording
-from headsetd.usb.describe import describe, is_usb_descriptors, render_table
+from headsetd.inspect_usb import describe, is_usb_descriptors, render_table
 from headsetd.usb.descriptors import UsbDescription, parse_usb_descriptors
 from tests.test_usb_descriptors import (
     DESC_FILES,

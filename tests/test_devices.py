@@ -9,7 +9,8 @@ import pytest
 
 from headsetd.clock import ManualClock
 from headsetd.devices import Compiled, DecoderCache, Devices
-from headsetd.events import ErrorKind, Event, ReadFailed
+from headsetd.errors import ErrorKind
+from headsetd.events import Event, ReadFailed
 from headsetd.fleet import DeviceRecord, Fleet
 from headsetd.hid.decoder import Control, ControlValue, Reading, TelephonyDecoder
 from headsetd.hid.descriptor import DescriptorError, parse_report_descriptor

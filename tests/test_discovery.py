@@ -26,7 +26,8 @@ from headsetd.discovery import (
     PartRemoved,
     SysfsReader,
 )
-from headsetd.events import ErrorKind, Event
+from headsetd.errors import ErrorKind
+from headsetd.events import Event
 from headsetd.fleet import DeviceRecord
 from headsetd.hid.recording import Recording
 from headsetd.hid.source import HidSource, ReplaySource

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from headsetd.clock import ManualClock, MonotonicClock
-from headsetd.events import ErrorKind
+from headsetd.errors import ErrorKind
 from headsetd.hid.recording import RecordedReport
 from headsetd.hid.source import (
     DeviceGone,

@@ -29,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from headsetd.classify import classify
-from headsetd.usb.describe import describe, render_table
+from headsetd.inspect_usb import describe, render_table
 from headsetd.usb.descriptors import (
     MAX_DESCRIPTORS_BYTES,
     DescriptorBackend,

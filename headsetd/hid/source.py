@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from headsetd.events import ErrorKind
+from headsetd.errors import ErrorKind
 from headsetd.hid.recording import RecordedReport
 from headsetd.loop import ReaderLoop, Timer
 
