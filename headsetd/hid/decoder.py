@@ -131,17 +131,24 @@ def control_of(field: Field, extended_usage: int) -> Control | None:
 
 
 def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ...]) -> _ReportPlan:
+    """Compile one input report. A control is decoded from the first field (in wire order) and,
+    within an array, the first usage that carries it; a later repeat is ignored, as the
+    kernel's hid-input ignores a usage already mapped on the same input device
+    (HID_STAT_DUP_DETECTED). So `Report Count 2` on one Hook Switch usage is one control, and
+    one report gives at most one value per control."""
     offset = 0 if report_id is None else 8  # the report-ID byte precedes the data
     variables: list[_VariablePlan] = []
     arrays: list[_ArrayPlan] = []
     spans: list[tuple[int, int]] = []  # (first bit, bit count) of each watched field
+    seen: set[Control] = set()
     for field in fields:
         if field.is_padding:
             continue
         mask = (1 << field.size) - 1
         if field.variable:
             control = control_of(field, field.usages[0])
-            if control is not None:
+            if control is not None and control not in seen:
+                seen.add(control)
                 sign_bit = 1 << (field.size - 1) if field.signed else 0
                 variables.append(
                     _VariablePlan(control, offset + field.bit, mask, sign_bit, field.relative)
@@ -151,7 +158,8 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
         mapping = []
         for index, extended_usage in enumerate(field.usages):
             control = control_of(field, extended_usage)
-            if control is not None:
+            if control is not None and control not in seen:
+                seen.add(control)
                 mapping.append((index + field.logical_min, control))
         if mapping:
             arrays.append(
@@ -159,7 +167,7 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
                     shifts=tuple(offset + field.bit + i * field.size for i in range(field.count)),
                     mask=mask,
                     index_of_control=tuple(mapping),
-                    controls=tuple(dict.fromkeys(c for _, c in mapping)),
+                    controls=tuple(c for _, c in mapping),
                     relative=field.relative,
                 )
             )
