@@ -855,3 +855,51 @@ def test_a_watched_usage_in_two_reports_is_decoded_in_each() -> None:
         data = bytes([rid, 0b10]) + bytes(report.wire_bytes - 2)  # bit 1: Volume Up
         values = {cv.control: cv.value for cv in decoder.decode(data).values}
         assert values["volume_up"] == 1
+
+
+def _hook_bits_and_array(bits: int, slots: int) -> bytes:
+    """`bits` 1-bit Hook Switch fields, then an array of `slots` 8-bit slots over Telephony
+    usages 0x00..0xff (which holds Hook Switch, Flash, Redial, Drop and Phone Mute)."""
+    return (
+        APP
+        + VAR1[:-1]
+        + bytes([bits])
+        + bytes.fromhex("09 20 81 02 26 ff 00 75 08 95")
+        + bytes([slots])
+        + bytes.fromhex("19 00 2a ff 00 81 00 c0")
+    )
+
+
+HOSTILE_COSTLY = {
+    # 5 x Report Count 12288 of 1-bit Hook Switch: 61,440 watched fields in one report (every
+    # parser bound holds); decoding one report took 83 ms and gave 31,024 events.
+    "61440 Hook Switch bits": APP
+    + VAR1[:-2]
+    + bytes.fromhex("96 00 30")
+    + bytes.fromhex("09 20 81 02") * 5
+    + b"\xc0",
+    # An array of 12,288 slots over Telephony usages: 11 ms per report.
+    "array of 12288 slots": APP + bytes.fromhex("26 ff 2f 75 08 96 00 30 19 00 2a ff 2f 81 00 c0"),
+    "8 Hook Switch bits and 57 array slots": _hook_bits_and_array(8, 57),
+}
+
+
+@pytest.mark.parametrize("raw", HOSTILE_COSTLY.values(), ids=HOSTILE_COSTLY.keys())
+def test_descriptor_whose_watched_fields_cost_too_much_is_rejected(raw: bytes) -> None:
+    descriptor = parse_report_descriptor(raw)  # within every bound of the parser
+    with pytest.raises(DescriptorError, match="watched fields or array slots"):
+        TelephonyDecoder(descriptor)
+
+
+def test_watched_fields_at_the_bound_decode_with_one_value_per_control() -> None:
+    raw = _hook_bits_and_array(8, 56)  # 64 watched values: accepted
+    descriptor = parse_report_descriptor(raw)
+    (report,) = descriptor.reports_of(ReportKind.INPUT).values()
+    decoder = TelephonyDecoder(descriptor)
+    state, rng = HeadsetState(), random.Random("bound")
+    for _ in range(200):
+        data = rng.randbytes(report.wire_bytes)
+        controls = [cv.control for cv in decoder.decode(data).values]
+        assert len(controls) == len(set(controls)) == 5  # Hook, Flash, Redial, Drop, Mute
+        state, events = decode_and_step(decoder, state, data, 0.0)
+        assert len(events) <= len(controls)

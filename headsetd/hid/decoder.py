@@ -8,7 +8,9 @@ Never does: keep state between reports (`headsetd.session` does), look at output
 reports (those belong to the softphone), or use per-model byte tables: every position comes
 from the descriptor. Telephony usages count only inside a Telephony application collection,
 and Consumer usages inside a Consumer or Telephony one, so a vendor collection that mirrors the
-same usages is not counted twice.
+same usages is not counted twice. A usage repeated within one report is decoded once (the first
+field wins), and a report with more than `MAX_WATCHED_PER_REPORT` watched values is rejected
+with `DescriptorError` when the decoder is built, so a report's decoding cost is bounded.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from headsetd.hid import usages as u
-from headsetd.hid.descriptor import Field, ReportDescriptor, ReportKind
+from headsetd.hid.descriptor import DescriptorError, Field, ReportDescriptor, ReportKind
 
 
 class Control(StrEnum):
@@ -59,6 +61,14 @@ _APPLICATION_PAGES: dict[int, frozenset[int]] = {
     u.PAGE_TELEPHONY: frozenset({u.PAGE_TELEPHONY}),
     u.PAGE_CONSUMER: frozenset({u.PAGE_CONSUMER, u.PAGE_TELEPHONY}),
 }
+
+
+# Watched values one input report may carry: variable fields and array slots whose usage is a
+# watched control, repeats included. Real headsets carry 2-9 (tests/fixtures/hid); a descriptor
+# with more is rejected (DescriptorError, the daemon's `malformed_descriptor`), so a hostile
+# device cannot make each report cost milliseconds (61,440 Hook Switch bits took 83 ms) or
+# thousands of events. Decoding then costs at most this many slot reads per report.
+MAX_WATCHED_PER_REPORT = 64
 
 
 class MalformedReport(ValueError):
@@ -141,12 +151,14 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
     arrays: list[_ArrayPlan] = []
     spans: list[tuple[int, int]] = []  # (first bit, bit count) of each watched field
     seen: set[Control] = set()
+    watched_values = 0
     for field in fields:
         if field.is_padding:
             continue
         mask = (1 << field.size) - 1
         if field.variable:
             control = control_of(field, field.usages[0])
+            watched_values += control is not None
             if control is not None and control not in seen:
                 seen.add(control)
                 sign_bit = 1 << (field.size - 1) if field.signed else 0
@@ -156,11 +168,14 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
                 spans.append((offset + field.bit, field.size))
             continue
         mapping = []
+        carries_control = False
         for index, extended_usage in enumerate(field.usages):
             control = control_of(field, extended_usage)
+            carries_control |= control is not None
             if control is not None and control not in seen:
                 seen.add(control)
                 mapping.append((index + field.logical_min, control))
+        watched_values += field.count if carries_control else 0
         if mapping:
             arrays.append(
                 _ArrayPlan(
@@ -172,6 +187,12 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
                 )
             )
             spans.append((offset + field.bit, field.size * field.count))
+    if watched_values > MAX_WATCHED_PER_REPORT:
+        rid = "unnumbered" if report_id is None else report_id
+        raise DescriptorError(
+            f"input report {rid} has {watched_values} watched fields or array slots; "
+            f"more than {MAX_WATCHED_PER_REPORT} is not a headset"
+        )
     if not spans:
         return _ReportPlan(report_id, wire_bytes, (), (), 0, 0, 0)
     first_byte = min(start for start, _ in spans) // 8
@@ -205,8 +226,9 @@ def has_telephony_inputs(descriptor: ReportDescriptor) -> bool:
     )
 
 
-# Distinct watched-bit patterns remembered per report ID; a headset shows a few dozen at most.
-_CACHE_LIMIT = 256
+# Distinct watched-bit patterns remembered, all report IDs together: a headset shows a few
+# dozen at most; a bound on the total (not per ID) keeps 255 report IDs to ~1 MB.
+_CACHE_LIMIT = 1024
 
 
 class TelephonyDecoder:
@@ -217,9 +239,11 @@ class TelephonyDecoder:
     belongs to one session thread.
     """
 
-    __slots__ = ("_cache", "_numbered", "_plans", "controls")
+    __slots__ = ("_cache", "_cached", "_numbered", "_plans", "controls")
 
     def __init__(self, descriptor: ReportDescriptor) -> None:
+        """Compile the plan; raises `DescriptorError` when a report carries more than
+        `MAX_WATCHED_PER_REPORT` watched values (see there)."""
         inputs = descriptor.reports_of(ReportKind.INPUT)
         self._numbered = descriptor.numbered
         self._plans: dict[int | None, _ReportPlan] = {
@@ -227,6 +251,7 @@ class TelephonyDecoder:
             for report_id, report in inputs.items()
         }
         self._cache: dict[int | None, dict[int, Reading]] = {r: {} for r in self._plans}
+        self._cached = 0
         found: dict[Control, None] = {}
         for plan in self._plans.values():
             found.update((v.control, None) for v in plan.variables)
@@ -255,8 +280,9 @@ class TelephonyDecoder:
         reading = cache.get(bits)
         if reading is None:
             reading = _read(plan, bits)
-            if len(cache) < _CACHE_LIMIT:
+            if self._cached < _CACHE_LIMIT:
                 cache[bits] = reading
+                self._cached += 1
         return reading
 
 
