@@ -97,6 +97,18 @@ class Reading:
 
 
 @dataclass(frozen=True, slots=True)
+class DecodedControl:
+    """Where a watched control is decoded from: its input report and field (for an array, the
+    whole array). `bit` counts from the first data bit, after the report-ID byte."""
+
+    control: Control
+    report_id: int | None
+    bit: int
+    size: int
+    relative: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _VariablePlan:
     control: Control
     shift: int
@@ -140,7 +152,9 @@ def control_of(field: Field, extended_usage: int) -> Control | None:
     return control if field.application >> 16 in allowed else None
 
 
-def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ...]) -> _ReportPlan:
+def _plan_report(
+    report_id: int | None, wire_bytes: int, fields: tuple[Field, ...]
+) -> tuple[_ReportPlan, list[DecodedControl]]:
     """Compile one input report. A control is decoded from the first field (in wire order) and,
     within an array, the first usage that carries it; a later repeat is ignored, as the
     kernel's hid-input ignores a usage already mapped on the same input device
@@ -150,6 +164,7 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
     variables: list[_VariablePlan] = []
     arrays: list[_ArrayPlan] = []
     spans: list[tuple[int, int]] = []  # (first bit, bit count) of each watched field
+    decoded: list[DecodedControl] = []
     seen: set[Control] = set()
     watched_values = 0
     for field in fields:
@@ -166,6 +181,9 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
                     _VariablePlan(control, offset + field.bit, mask, sign_bit, field.relative)
                 )
                 spans.append((offset + field.bit, field.size))
+                decoded.append(
+                    DecodedControl(control, report_id, field.bit, field.size, field.relative)
+                )
             continue
         mapping = []
         carries_control = False
@@ -187,6 +205,10 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
                 )
             )
             spans.append((offset + field.bit, field.size * field.count))
+            decoded.extend(
+                DecodedControl(c, report_id, field.bit, field.size * field.count, field.relative)
+                for _, c in mapping
+            )
     if watched_values > MAX_WATCHED_PER_REPORT:
         rid = "unnumbered" if report_id is None else report_id
         raise DescriptorError(
@@ -194,14 +216,14 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
             f"more than {MAX_WATCHED_PER_REPORT} is not a headset"
         )
     if not spans:
-        return _ReportPlan(report_id, wire_bytes, (), (), 0, 0, 0)
+        return _ReportPlan(report_id, wire_bytes, (), (), 0, 0, 0), decoded
     first_byte = min(start for start, _ in spans) // 8
     end_byte = (max(start + bits for start, bits in spans) + 7) // 8
     base = first_byte * 8
     watched = 0
     for start, bits in spans:
         watched |= ((1 << bits) - 1) << (start - base)
-    return _ReportPlan(
+    plan = _ReportPlan(
         report_id,
         wire_bytes,
         tuple(replace(v, shift=v.shift - base) for v in variables),
@@ -210,6 +232,7 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
         end_byte,
         watched,
     )
+    return plan, decoded
 
 
 def has_telephony_inputs(descriptor: ReportDescriptor) -> bool:
@@ -239,25 +262,24 @@ class TelephonyDecoder:
     belongs to one session thread.
     """
 
-    __slots__ = ("_cache", "_cached", "_numbered", "_plans", "controls")
+    __slots__ = ("_cache", "_cached", "_numbered", "_plans", "controls", "decoded")
 
     def __init__(self, descriptor: ReportDescriptor) -> None:
         """Compile the plan; raises `DescriptorError` when a report carries more than
         `MAX_WATCHED_PER_REPORT` watched values (see there)."""
-        inputs = descriptor.reports_of(ReportKind.INPUT)
         self._numbered = descriptor.numbered
-        self._plans: dict[int | None, _ReportPlan] = {
-            report_id: _plan_report(report_id, report.wire_bytes, report.fields)
-            for report_id, report in inputs.items()
-        }
+        self._plans: dict[int | None, _ReportPlan] = {}
+        decoded: list[DecodedControl] = []
+        for report_id, report in descriptor.reports_of(ReportKind.INPUT).items():
+            self._plans[report_id], placed = _plan_report(
+                report_id, report.wire_bytes, report.fields
+            )
+            decoded.extend(placed)
         self._cache: dict[int | None, dict[int, Reading]] = {r: {} for r in self._plans}
         self._cached = 0
-        found: dict[Control, None] = {}
-        for plan in self._plans.values():
-            found.update((v.control, None) for v in plan.variables)
-            for array in plan.arrays:
-                found.update((c, None) for c in array.controls)
-        self.controls: tuple[Control, ...] = tuple(found)
+        self.decoded: tuple[DecodedControl, ...] = tuple(decoded)
+        """Where each watched control is decoded from, report by report, in wire order."""
+        self.controls: tuple[Control, ...] = tuple(dict.fromkeys(d.control for d in decoded))
         """Every watched control this device can report."""
 
     def decode(self, report: bytes) -> Reading:
