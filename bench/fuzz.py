@@ -10,11 +10,12 @@ typed errors, or costs over 1 s of CPU (tests/test_fuzz.py's `within_limits`), i
 is saved under --crashes (one file per distinct exception and place) and the campaign goes on.
 
 Printed at the end: inputs run, seconds, inputs/s, distinct crashes (and where they were saved).
-Target: >= 1,000,000 inputs and no crash. Each crash found becomes an entry in
-tests/test_fuzz.py's REGRESSIONS and a fix.
+Target: >= 1,000,000 inputs and no crash. Each crash found becomes a regression test beside
+the code it breaks and a fix; `--reproduce FILE...` runs saved inputs once, tracebacks shown.
 
     .venv/bin/pip install -e '.[fuzz]'     # atheris, from PyPI
     .venv/bin/python bench/fuzz.py [--runs 1000000] [--seed N] [--crashes DIR] [--corpus DIR]
+    .venv/bin/python bench/fuzz.py --reproduce CRASH_FILE...
 """
 
 from __future__ import annotations
@@ -71,19 +72,23 @@ class Campaign:
                 self.summary()
 
     def _check(self, data: bytes) -> None:
+        try:
+            self.run_one(data)
+        except Exception as exc:  # every other exception is a finding; keep going
+            self.record(data, exc)
+
+    def run_one(self, data: bytes) -> None:
+        """The check the first byte picks; raises what the check raises."""
         if not data:
             return
         surface, body = data[0] % 3, data[1:]
-        try:
-            if surface == DESCRIPTOR:
-                within_limits(check_descriptor, body)
-            elif surface == RECORDING:
-                within_limits(check_recording, body)
-            elif body:
-                decoder = self.decoders[body[0] % len(self.decoders)]
-                within_limits(lambda d: check_reports(decoder, d), body[1:])
-        except Exception as exc:  # every other exception is a finding; keep going
-            self.record(data, exc)
+        if surface == DESCRIPTOR:
+            within_limits(check_descriptor, body)
+        elif surface == RECORDING:
+            within_limits(check_recording, body)
+        elif body:
+            decoder = self.decoders[body[0] % len(self.decoders)]
+            within_limits(lambda d: check_reports(decoder, d), body[1:])
 
     def record(self, data: bytes, exc: Exception) -> None:
         frame = traceback.extract_tb(exc.__traceback__)[-1]
@@ -132,7 +137,15 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--crashes", type=Path, help="default: a fresh temporary directory")
     parser.add_argument("--corpus", type=Path, help="default: a fresh temporary directory")
+    parser.add_argument("--reproduce", type=Path, nargs="+", help="run saved inputs once")
     args = parser.parse_args()
+    if args.reproduce:
+        campaign = Campaign(Path(tempfile.gettempdir()), 0)
+        for path in args.reproduce:
+            print(f"{path}: ", end="", flush=True)
+            campaign.run_one(path.read_bytes())
+            print("passes")
+        return 0
     crashes = args.crashes or Path(tempfile.mkdtemp(prefix="headsetd-fuzz-crashes-"))
     corpus = args.corpus or Path(tempfile.mkdtemp(prefix="headsetd-fuzz-corpus-"))
     for folder in (crashes, corpus):

@@ -8,7 +8,8 @@ typed errors (`ALLOWED`); anything else fails, and so does an input costing over
 folder is a seed with no code change), mutated by hypothesis, derandomized so CI is repeatable.
 
 The checks (`check_*`) are shared with the long campaign, bench/fuzz.py (atheris, >= 1 M
-inputs), so a crash it finds is reproduced here by adding its input to `REGRESSIONS`.
+inputs; `--reproduce FILE` replays a crash it saved). A crash found becomes a regression test
+beside the code it breaks (test_descriptor.py, test_recordings.py, test_inspect.py) and a fix.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -242,13 +242,3 @@ def report_stream(draw: st.DrawFn) -> tuple[int, bytes]:
 def test_fuzz_reports_for_every_fixture_decoder(stream: tuple[int, bytes]) -> None:
     index, data = stream
     within_limits(lambda d: check_reports(_DECODERS[index], d), data)
-
-
-# Inputs bench/fuzz.py (or anyone) found to break a check: each stays here as a regression.
-REGRESSIONS: dict[str, tuple[Callable[[bytes], None], bytes]] = {}
-
-
-@pytest.mark.parametrize("name", REGRESSIONS)
-def test_fuzz_regression(name: str) -> None:
-    check, data = REGRESSIONS[name]
-    within_limits(check, data)
