@@ -133,7 +133,7 @@ def describe(recording: Recording, descriptor: ReportDescriptor) -> Description:
     return described
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """Device-supplied text with control characters escaped (no terminal escapes get through)."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
@@ -207,7 +207,7 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: int)
 def _watch_lines(described: Description) -> list[str]:
     if not described["watched"]:
         why = described.get("rejected") or "no input field in a Telephony application collection"
-        return [f"watched: no ({_printable(why)})"]
+        return [f"watched: no ({printable(why)})"]
     rows = [
         (
             "unnumbered" if c["report_id"] is None else str(c["report_id"]),
@@ -227,7 +227,7 @@ def render_table(described: Description) -> str:
     a line per field (runs of identical fields folded): bit, size, count, page, usage, flags,
     logical range."""
     ids = f"{described['vendor_id']}:{described['product_id']}"
-    name = _printable(described["name"]) or "(no name)"
+    name = printable(described["name"]) or "(no name)"
     lines = [f"{name} [{ids}]", *_watch_lines(described)]
     if not described["reports"]:
         lines.append("  no reports")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TypedDict
 
 from headsetd.classify import Classification
-from headsetd.inspect import _printable  # the one escaping rule for device text in tables
+from headsetd.inspect import printable  # the one escaping rule for device text in tables
 from headsetd.usb.descriptors import (
     DEVICE_DESCRIPTOR_BYTES,
     DT_DEVICE,
@@ -222,7 +222,7 @@ def _function_lines(function: AudioFunction, name: str) -> list[str]:
         profile = BADD_PROFILE_NAMES.get(function.badd_profile, "reserved")
         title += f", BADD profile 0x{function.badd_profile:02x} {profile}"
     if name:
-        title += f', "{_printable(name)}"'
+        title += f', "{printable(name)}"'
     lines = [title]
     for direction, terminals in (("input ", function.inputs), ("output", function.outputs)):
         for t in terminals:
