@@ -1,10 +1,15 @@
-"""udev-probe, the helper 70-headsetd.rules runs on every hidraw node: every HID fixture gets
-HEADSETD_TELEPHONY=1 exactly when the daemon would watch it, every descriptor in
-tests/fixtures/keyboards gets nothing, and bad input prints nothing (udev would log it).
+"""The service files: systemd's own check of the units, the udev probe over every descriptor.
+
+- `systemd-analyze security --offline=yes`: the system unit's exposure <= 1.5. Its --threshold
+  takes 0-100 (exposure x 10), so 1.5 is `--threshold=15`; the printed level is checked too.
+- udev-probe: every HID fixture gets HEADSETD_TELEPHONY=1 exactly when the daemon would watch
+  it; every descriptor in tests/fixtures/keyboards gets nothing; bad input prints nothing.
+Needs systemd-analyze (Debian: systemd).
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +21,19 @@ from headsetd.hid.descriptor import MAX_DESCRIPTOR_BYTES, parse_report_descripto
 from headsetd.hid.recording import Recording
 from headsetd.udev_probe import PROPERTY
 from headsetd.udev_probe import main as probe_main
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import FIXTURES, REPO, require_tool
 
+UNITS = REPO / "systemd"
 KEYBOARDS = REPO / "tests" / "fixtures" / "keyboards"
+SHIPPED_EXECUTABLE = "/usr/local/bin/headsetd"  # the shipped files' path, rewritten on install
+MAX_EXPOSURE = 1.5
+USER_UNIT_EXPOSURE = 6.2  # measured; a user manager cannot sandbox much without user namespaces
+SHIPPED = (
+    "headsetd.service",
+    "headsetd-user.service",
+    "headsetd.sysusers.conf",
+    "70-headsetd.rules",
+)
 
 
 # --- udev-probe ---------------------------------------------------------------------------------
@@ -115,3 +130,55 @@ def test_probe_as_udev_runs_it_imports_only_the_parser(tmp_path: Path) -> None:
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == f"{PROPERTY}=1\n[]\n"
+
+
+# --- the units ----------------------------------------------------------------------------------
+
+
+def _exposure(unit: Path, *extra: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    result = subprocess.run(
+        [require_tool("systemd-analyze"), "security", "--offline=yes", *extra, str(unit)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    match = re.search(r"Overall exposure level for \S+: ([\d.]+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    return float(match.group(1)), result
+
+
+def test_system_unit_exposure_is_at_most_1_5() -> None:
+    exposure, _ = _exposure(UNITS / "headsetd.service")
+    assert exposure <= MAX_EXPOSURE
+    _, result = _exposure(UNITS / "headsetd.service", f"--threshold={int(MAX_EXPOSURE * 10)}")
+    assert result.returncode == 0, result.stdout
+
+
+def test_the_threshold_fails_a_weaker_unit() -> None:
+    """The check above can fail: the user unit, scored the same way, is over the threshold."""
+    exposure, result = _exposure(
+        UNITS / "headsetd-user.service", f"--threshold={int(MAX_EXPOSURE * 10)}"
+    )
+    assert result.returncode != 0
+    assert exposure <= USER_UNIT_EXPOSURE
+
+
+def test_the_files_agree_on_names() -> None:
+    """The rule matches what the probe prints and grants the group that sysusers creates and the
+    service runs as; it runs before 73-seat-late.rules, which turns uaccess into an ACL."""
+    rule = (UNITS / "70-headsetd.rules").read_text()
+    service = (UNITS / "headsetd.service").read_text()
+    sysusers = (UNITS / "headsetd.sysusers.conf").read_text()
+    assert f'IMPORT{{program}}="{SHIPPED_EXECUTABLE} udev-probe %S%p"' in rule
+    assert f'ENV{{{PROPERTY}}}!="1", GOTO="headsetd_end"' in rule
+    assert 'GROUP="headsetd", MODE="0640"' in rule
+    assert 'TAG+="uaccess"' in rule
+    seat_late = "73-seat-late.rules"
+    assert sorted([seat_late, "70-headsetd.rules"])[0] == "70-headsetd.rules"
+    assert re.search(r"^u headsetd ", sysusers, re.MULTILINE)
+    assert re.search(r"^User=headsetd$", service, re.MULTILINE)
+    assert re.search(r"^DeviceAllow=char-hidraw r$", service, re.MULTILINE)
+    for name in ("headsetd.service", "headsetd-user.service"):
+        text = (UNITS / name).read_text()
+        assert f"ExecStart={SHIPPED_EXECUTABLE} run $ARGS" in text
+        assert "ExecReload=/bin/kill -HUP $MAINPID" in text
