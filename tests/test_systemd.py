@@ -1,31 +1,44 @@
-"""The service files: systemd's own check of the units, the udev probe over every descriptor.
+"""The service files: systemd's own checks of the units, the udev probe over every descriptor,
+`install-units`, and the wheel that carries them.
 
 - `systemd-analyze security --offline=yes`: the system unit's exposure <= 1.5. Its --threshold
   takes 0-100 (exposure x 10), so 1.5 is `--threshold=15`; the printed level is checked too.
+- `systemd-analyze verify --man=no` on the units as installed (ExecStart must exist): exit 0
+  AND nothing on stderr, since verify reports bad values on stderr and still exits 0.
 - udev-probe: every HID fixture gets HEADSETD_TELEPHONY=1 exactly when the daemon would watch
   it; every descriptor in tests/fixtures/keyboards gets nothing; bad input prints nothing.
-Needs systemd-analyze (Debian: systemd).
+Needs systemd-analyze (Debian: systemd) and pip's network for the wheel's build backend.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 
 import pytest
 
+from headsetd import install_units
 from headsetd.hid.decoder import has_telephony_inputs
 from headsetd.hid.descriptor import MAX_DESCRIPTOR_BYTES, parse_report_descriptor
 from headsetd.hid.recording import Recording
+from headsetd.install_units import (
+    Installation,
+    InstallError,
+    check_paths,
+    install_paths_drop_in,
+    writable_by_others,
+)
 from headsetd.udev_probe import PROPERTY
 from headsetd.udev_probe import main as probe_main
 from tests.conftest import FIXTURES, REPO, require_tool
 
 UNITS = REPO / "systemd"
 KEYBOARDS = REPO / "tests" / "fixtures" / "keyboards"
-SHIPPED_EXECUTABLE = "/usr/local/bin/headsetd"  # the shipped files' path, rewritten on install
 MAX_EXPOSURE = 1.5
 USER_UNIT_EXPOSURE = 6.2  # measured; a user manager cannot sandbox much without user namespaces
 SHIPPED = (
@@ -169,7 +182,7 @@ def test_the_files_agree_on_names() -> None:
     rule = (UNITS / "70-headsetd.rules").read_text()
     service = (UNITS / "headsetd.service").read_text()
     sysusers = (UNITS / "headsetd.sysusers.conf").read_text()
-    assert f'IMPORT{{program}}="{SHIPPED_EXECUTABLE} udev-probe %S%p"' in rule
+    assert f'IMPORT{{program}}="{install_units.SHIPPED_EXECUTABLE} udev-probe %S%p"' in rule
     assert f'ENV{{{PROPERTY}}}!="1", GOTO="headsetd_end"' in rule
     assert 'GROUP="headsetd", MODE="0640"' in rule
     assert 'TAG+="uaccess"' in rule
@@ -180,5 +193,169 @@ def test_the_files_agree_on_names() -> None:
     assert re.search(r"^DeviceAllow=char-hidraw r$", service, re.MULTILINE)
     for name in ("headsetd.service", "headsetd-user.service"):
         text = (UNITS / name).read_text()
-        assert f"ExecStart={SHIPPED_EXECUTABLE} run $ARGS" in text
+        assert f"ExecStart={install_units.SHIPPED_EXECUTABLE} run $ARGS" in text
         assert "ExecReload=/bin/kill -HUP $MAINPID" in text
+
+
+# --- install-units ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> Path:
+    """A system install under tmp_path, as `headsetd install-units --root` makes it."""
+    assert install_units.main(["--root", str(tmp_path)]) == 0
+    return tmp_path
+
+
+def _verify(unit_dir: Path, unit: str) -> subprocess.CompletedProcess[str]:
+    # SYSTEMD_UNIT_PATH (trailing colon: then the usual paths) also loads the unit's drop-ins.
+    return subprocess.run(
+        [require_tool("systemd-analyze"), "verify", "--man=no", unit],
+        env={**os.environ, "SYSTEMD_UNIT_PATH": f"{unit_dir}:"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("unit_dir", "unit"),
+    [("systemd/system", "headsetd.service"), ("systemd/user", "headsetd-user.service")],
+)
+def test_installed_units_verify_without_a_word(installed: Path, unit_dir: str, unit: str) -> None:
+    result = _verify(installed / "usr/local/lib" / unit_dir, unit)
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
+
+
+def test_verify_would_report_a_bad_value(installed: Path) -> None:
+    """What the test above relies on: a bad value is reported on stderr, with exit status 0."""
+    unit_dir = installed / "usr/local/lib/systemd/system"
+    drop_in = unit_dir / "headsetd.service.d" / "99-bad.conf"
+    drop_in.parent.mkdir(exist_ok=True)
+    drop_in.write_text("[Service]\nProtectSystem=sometimes\n")
+    result = _verify(unit_dir, "headsetd.service")
+    assert result.returncode == 0
+    assert "ignoring: sometimes" in result.stderr
+
+
+def test_install_places_every_file_pointing_at_this_headsetd(installed: Path) -> None:
+    executable = str(Installation.current().executable)
+    for name, target in install_units.SYSTEM_PLACES:
+        text = (installed / target.lstrip("/")).read_text()
+        shipped = (UNITS / name).read_text()
+        assert text == shipped.replace(install_units.SHIPPED_EXECUTABLE, executable)
+        if install_units.SHIPPED_EXECUTABLE in shipped:
+            assert executable in text
+
+
+def test_install_again_replaces_and_drops_a_stale_drop_in(installed: Path) -> None:
+    drop_in = installed / install_units.INSTALL_PATHS_DROP_IN.lstrip("/")
+    drop_in.parent.mkdir(parents=True, exist_ok=True)
+    drop_in.write_text("stale")
+    unit = installed / install_units.SYSTEM_PLACES[0][1].lstrip("/")
+    unit.write_text("old")
+    assert install_units.main(["--root", str(installed)]) == 0
+    assert unit.read_text() != "old"
+    expected = install_paths_drop_in(Installation.current())
+    assert (drop_in.read_text() if drop_in.exists() else None) == expected
+
+
+def test_user_install_places_only_the_user_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    assert install_units.main(["--user"]) == 0
+    placed = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert placed == [tmp_path / "config/systemd/user/headsetd-user.service"]
+    assert "systemctl --user enable --now headsetd-user.service" in capsys.readouterr().out
+
+
+def test_install_says_what_to_run_next(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert install_units.main(["--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"systemd-sysusers --root={tmp_path}" in out
+    assert f"systemctl --root={tmp_path} enable headsetd.service" in out
+    steps = install_units.next_steps(Path("/"), user=False)
+    assert steps[0].startswith("systemd-sysusers")  # the group exists before udev uses it
+    assert any(s.startswith("udevadm control --reload") for s in steps)
+    assert any("systemctl enable --now headsetd.service" in s for s in steps)
+    assert any("systemctl --global enable headsetd-user.service" in s for s in steps)
+
+
+def test_install_refuses_a_missing_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert install_units.main(["--root", str(tmp_path / "nowhere")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def _installation(*paths: str) -> Installation:
+    return Installation(
+        PurePosixPath(paths[0]) / "bin" / "headsetd", tuple(map(PurePosixPath, paths))
+    )
+
+
+def test_home_paths_get_a_drop_in_that_shows_them() -> None:
+    assert install_paths_drop_in(_installation("/opt/headsetd", "/usr")) is None
+    drop_in = install_paths_drop_in(_installation("/opt/headsetd", "/root/.pyenv/versions/3.11"))
+    assert drop_in is not None
+    assert "ProtectHome=tmpfs\nBindReadOnlyPaths=/root/.pyenv/versions/3.11\n" in drop_in
+    assert "/opt/headsetd" not in drop_in
+
+
+@pytest.mark.parametrize(
+    "path", ["/tmp/venv", "/var/tmp/venv", "/opt/my venv", "/opt/100%", "/opt/$HOME"]
+)
+def test_unusable_paths_are_refused(path: str) -> None:
+    with pytest.raises(InstallError):
+        check_paths(_installation("/opt/headsetd", path))
+
+
+def test_code_others_can_change_is_found(tmp_path: Path) -> None:
+    real = os.lstat(tmp_path)
+
+    def fake_lstat(path: str) -> os.stat_result:
+        fields = list(real)
+        if path.startswith("/opt/user-venv"):
+            fields[4] = 1000  # st_uid
+        if path == "/opt/open":
+            fields[0] = real.st_mode | 0o777
+        if path.startswith("/opt"):
+            return os.stat_result(fields)
+        return os.lstat(path)
+
+    assert writable_by_others(_installation("/opt/fine"), fake_lstat) == []
+    found = writable_by_others(_installation("/opt/user-venv"), fake_lstat)
+    assert any("/opt/user-venv belongs to uid 1000" in f for f in found)
+    found = writable_by_others(_installation("/opt/open/venv"), fake_lstat)
+    assert any("/opt/open is writable" in f for f in found)
+
+
+# --- the wheel ----------------------------------------------------------------------------------
+
+
+def test_the_wheel_carries_the_units_the_license_and_every_package(tmp_path: Path) -> None:
+    # Built from a copy, so that the build's own files (build/, *.egg-info) stay out of the tree.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, source)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in ("headsetd", "systemd"):
+        shutil.copytree(REPO / folder, source / folder, ignore=ignore)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), source],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("headsetd-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in SHIPPED:
+        assert f"headsetd/units/{name}" in names
+    # setuptools >= 75 files it under .dist-info/licenses/ (PEP 639), older ones beside METADATA.
+    assert any(".dist-info/" in n and n.endswith("/LICENSE") for n in names)
+    assert (REPO / "LICENSE").read_text().startswith("MIT License\n")
+    assert 'license = { text = "MIT" }' in (REPO / "pyproject.toml").read_text()
+    # pyproject lists its packages (systemd/ needs the mapping): a new one must be listed too.
+    modules = {p.relative_to(REPO).as_posix() for p in (REPO / "headsetd").rglob("*.py")}
+    assert sorted(modules - names) == []
