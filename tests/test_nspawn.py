@@ -182,6 +182,14 @@ def test_install_units_installs_into_the_container(nspawn: dict[str, Any]) -> No
     assert nspawn["installed_executable"] == str(Installation.current().executable)
 
 
+def test_udev_reads_the_installed_rule_without_a_complaint(nspawn: dict[str, Any]) -> None:
+    """`udevadm test` parses every rule: a bad key or an unknown group names the file and line.
+    The container has no hidraw node, so the rule is read here, not run (the VM tier runs it)."""
+    assert nspawn["udev_rule_lines"] == [
+        "Reading rules file: /usr/local/lib/udev/rules.d/70-headsetd.rules"
+    ]
+
+
 def test_active_only_after_ready(nspawn: dict[str, Any]) -> None:
     shown = _show(nspawn, "a_show_after_start")
     assert shown["ActiveState"] == "active", nspawn["a_journal_tail"]

@@ -165,6 +165,12 @@ class Probe:
         group_file.write_text("x")
         os.chown(group_file, 0, int(group.split(":")[2]))
         group_file.chmod(0o640)
+        # udev's own parser on the installed rule (no hidraw node here: the rule is only read).
+        udev = self.run("udevadm", "test", "--action=add", "/sys/class/net/lo")
+        self.record(
+            "udev_rule_lines",
+            [line for line in (udev.stdout + udev.stderr).splitlines() if "70-headsetd" in line],
+        )
         unit = Path("/usr/local/lib/systemd/system/headsetd.service").read_text()
         match = re.search(r"^ExecStart=(\S+)", unit, re.MULTILINE)
         executable = match.group(1) if match else ""
