@@ -2,8 +2,9 @@
 
 `systemd-nspawn --directory=/ --volatile=yes -b` boots this machine's own /usr under a real PID 1
 (the root and /etc a fresh tmpfs). tests/nspawn/probe.py runs there as a oneshot service: it
-installs the units with `headsetd install-units`, gives the system unit a test drop-in (a
-replayed fleet on a test port; the sandbox untouched), and drives it through start, scrape,
+installs the units with install-units (`python -m headsetd.install_units`, what `headsetd
+install-units` runs), has udev parse the installed rule, gives the system unit a test drop-in
+(a replayed fleet on a test port; the sandbox untouched), and drives it through start, scrape,
 reload, watchdog and stop. Its results.json, in a bound folder, is what the tests below read.
 
 Binds: headsetd's own directories (its venv, the interpreter it runs on, the checkout of an
