@@ -18,11 +18,11 @@ user, in ~/.config/systemd/user.
 Each file's /usr/local/bin/headsetd becomes the headsetd of this installation. The system unit
 hides home directories (ProtectHome=yes): when this installation lives under /home, /root or
 /run/user, a drop-in (headsetd.service.d/50-install-paths.conf) shows the service exactly those
-paths, read-only. Refused: an installation under /tmp or /var/tmp (the unit's PrivateTmp hides
-it), a path systemd or udev would split or expand, and, for a system install, code that a user
-other than root can change (udev runs the probe as root on every hidraw node, and the service
-joins the headsetd group): each of this installation's directories and their parents, and every
-file of the headsetd package, must be root's and not group- or world-writable.
+paths, read-only. Refused: a path systemd or udev would split or expand; for a system install
+also an installation under /tmp or /var/tmp (the unit's PrivateTmp hides it) and code that a
+user other than root can change (udev runs the probe as root on every hidraw node, and the
+service reads the headsets): each of this installation's directories and their parents, and
+every file of the headsetd package, must be root's and not group- or world-writable.
 
 Never does: run systemctl, udevadm or systemd-sysusers (it prints what to run next: the admin
 decides when a service starts), or write outside the listed paths.
@@ -97,14 +97,14 @@ def _under(path: PurePosixPath, roots: tuple[PurePosixPath, ...]) -> bool:
     return any(path.is_relative_to(root) for root in roots)
 
 
-def check_paths(installation: Installation) -> None:
-    """Refuse an installation the units cannot name or the system unit cannot see."""
+def check_paths(installation: Installation, system: bool) -> None:
+    """Refuse an installation the units cannot name or (`system`) the system unit cannot see."""
     for path in (installation.executable, *installation.paths):
         if not _PLAIN_PATH.match(str(path)):
             raise InstallError(
                 f"{path}: systemd and udev need a path of letters, digits and ._+@-/"
             )
-        if _under(path, _TMP_ROOTS):
+        if system and _under(path, _TMP_ROOTS):
             raise InstallError(
                 f"{path} is under a temporary directory, which the service's PrivateTmp hides: "
                 "install headsetd elsewhere, e.g. in a venv in /opt/headsetd"
@@ -221,7 +221,7 @@ def next_steps(root: Path, user: bool) -> list[str]:
 
 
 def install(root: Path, user: bool, installation: Installation) -> list[Path]:
-    check_paths(installation)
+    check_paths(installation, system=not user)
     if user:
         return write_files(
             root,

@@ -306,7 +306,14 @@ def test_home_paths_get_a_drop_in_that_shows_them() -> None:
 )
 def test_unusable_paths_are_refused(path: str) -> None:
     with pytest.raises(InstallError):
-        check_paths(_installation("/opt/headsetd", path))
+        check_paths(_installation("/opt/headsetd", path), system=True)
+
+
+def test_a_user_install_may_live_in_tmp() -> None:
+    """No PrivateTmp in the user unit, and nothing runs as root."""
+    check_paths(_installation("/tmp/venv"), system=False)
+    with pytest.raises(InstallError):
+        check_paths(_installation("/tmp/my venv"), system=False)
 
 
 def test_code_others_can_change_is_found(tmp_path: Path) -> None:
@@ -332,9 +339,12 @@ def test_code_others_can_change_is_found(tmp_path: Path) -> None:
 # --- the wheel ----------------------------------------------------------------------------------
 
 
-def test_the_wheel_carries_the_units_the_license_and_every_package(tmp_path: Path) -> None:
-    # Built from a copy, so that the build's own files (build/, *.egg-info) stay out of the tree.
-    source = tmp_path / "source"
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `pip wheel` builds from a copy of the sources (so that the build's own files,
+    build/ and *.egg-info, stay out of the tree)."""
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "source"
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, source)
@@ -342,13 +352,17 @@ def test_the_wheel_carries_the_units_the_license_and_every_package(tmp_path: Pat
     for folder in ("headsetd", "systemd"):
         shutil.copytree(REPO / folder, source / folder, ignore=ignore)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), source],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(work), source],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    (wheel,) = tmp_path.glob("headsetd-*.whl")
+    (built,) = work.glob("headsetd-*.whl")
+    return built
+
+
+def test_the_wheel_carries_the_units_the_license_and_every_package(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in SHIPPED:
         assert f"headsetd/units/{name}" in names
@@ -359,3 +373,26 @@ def test_the_wheel_carries_the_units_the_license_and_every_package(tmp_path: Pat
     # pyproject lists its packages (systemd/ needs the mapping): a new one must be listed too.
     modules = {p.relative_to(REPO).as_posix() for p in (REPO / "headsetd").rglob("*.py")}
     assert sorted(modules - names) == []
+
+
+def test_install_units_works_from_an_installed_wheel(wheel: Path, tmp_path: Path) -> None:
+    """pip install of the wheel (no editable checkout behind it) into a fresh venv, then its
+    install-units: the unit comes out of the installed package, pointing at that venv."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", wheel],
+        check=True,
+        capture_output=True,
+    )
+    result = subprocess.run(
+        [python, "-I", "-m", "headsetd.install_units", "--user"],  # -I: no checkout on the path
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    unit = (tmp_path / "config/systemd/user/headsetd-user.service").read_text()
+    assert f"ExecStart={venv}/bin/headsetd run $ARGS" in unit
