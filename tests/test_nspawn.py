@@ -107,9 +107,9 @@ def _boot(work: Path) -> dict[str, Any]:
         "systemd.firstboot=off",
         "systemd.unit=headsetd-test.target",
     ]
-    # nspawn cleans its propagation folder under /run/systemd/nspawn and refuses to where /run
-    # is not a tmpfs (this machine kind: PID 1 is not systemd). A private mount namespace with a
-    # tmpfs there keeps the host untouched.
+    # nspawn cleans its folders under /run/systemd (nspawn/propagate, nspawn-root) and refuses
+    # to where /run is not a tmpfs (this machine kind: PID 1 is not systemd). A private mount
+    # namespace with a tmpfs on /run/systemd gives it one and keeps the host's /run untouched.
     command = [
         "unshare",
         "--mount",
@@ -117,8 +117,7 @@ def _boot(work: Path) -> dict[str, Any]:
         "--",
         "sh",
         "-c",
-        "mkdir -p /run/systemd/nspawn && mount -t tmpfs -o mode=0755 tmpfs /run/systemd/nspawn"
-        ' && exec "$@"',
+        'mkdir -p /run/systemd && mount -t tmpfs -o mode=0755 tmpfs /run/systemd && exec "$@"',
         "sh",
         *nspawn,
     ]
