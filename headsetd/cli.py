@@ -7,13 +7,16 @@ modules that own the work.
 
 Never does: hold logic that a test of the parts would miss, or print a traceback for input the
 user can fix: a bad file, config, address or option prints one line to stderr and exits 2. A
-closed stdout (`headsetd inspect x | head`) ends a command quietly.
+closed stdout (`headsetd inspect x | head`) ends a command quietly. Imports what each command
+needs when it runs: `udev-probe`, which udev runs for every hidraw node that appears, costs
+the interpreter and the descriptor parser, nothing more.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import importlib
 import json
 import math
 import os
@@ -26,17 +29,14 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from headsetd import __version__
-from headsetd.config import Config, ConfigError, load_config, parse_listen
-from headsetd.discovery import Discovery, ReplayedDevice
-from headsetd.events import Event, event_fields
-from headsetd.fleet import DeviceRecord
-from headsetd.hid.descriptor import DescriptorError, parse_report_descriptor
-from headsetd.hid.recording import Recording, RecordingError
-from headsetd.identity import hex4
-from headsetd.usb.descriptors import UsbDescriptorError
 
 if TYPE_CHECKING:
+    from headsetd.config import Config
     from headsetd.daemon import Daemon
+    from headsetd.discovery import ReplayedDevice
+    from headsetd.events import Event
+    from headsetd.fleet import DeviceRecord
+    from headsetd.hid.recording import Recording
 
 # What `list` says to do about a device headsetd cannot read.
 FIX_UNREADABLE = (
@@ -155,6 +155,9 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check_config)
     check.add_argument("file", help="TOML configuration file")
 
+    for name, (_, help_text) in _OWN_PARSERS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+
     replay = sub.add_parser(
         "replay",
         help="the events a recording makes, through the daemon's own loop",
@@ -166,13 +169,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands with a parser of their own, dispatched before anything else is imported.
+_OWN_PARSERS = {
+    "udev-probe": ("headsetd.udev_probe", "decide from a hidraw node's report descriptor whether "
+                   "the udev rule grants headsetd read access (udev runs it)"),
+    "install-units": ("headsetd.install_units", "place the systemd units, sysusers.d file and "
+                      "udev rule (--root DIR, --user)"),
+}  # fmt: skip
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors bad input raises: printed as one line, exit status 2."""
+    from headsetd.config import ConfigError  # noqa: PLC0415
+    from headsetd.hid.descriptor import DescriptorError  # noqa: PLC0415
+    from headsetd.hid.recording import RecordingError  # noqa: PLC0415
+    from headsetd.usb.descriptors import UsbDescriptorError  # noqa: PLC0415
+
+    return (UsageError, ConfigError, RecordingError, DescriptorError, UsbDescriptorError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    if args_list[:1] and args_list[0] in _OWN_PARSERS:
+        module = importlib.import_module(_OWN_PARSERS[args_list[0]][0])
+        command_main: Callable[[Sequence[str]], int] = module.main
+        return command_main(args_list[1:])
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     command: Callable[[argparse.Namespace], int] = args.func
     try:
         return command(args)
-    except (UsageError, ConfigError, RecordingError, DescriptorError, UsbDescriptorError) as exc:
+    except _user_errors() as exc:
         print(f"headsetd: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
@@ -183,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _recording(path: str) -> Recording:
+    from headsetd.hid.descriptor import DescriptorError, parse_report_descriptor  # noqa: PLC0415
+    from headsetd.hid.recording import Recording  # noqa: PLC0415
+
     recording = Recording.load(path)
     try:
         parse_report_descriptor(recording.descriptor)
@@ -202,7 +232,8 @@ def replayed_device(argument: str) -> ReplayedDevice:
     """One `--replay` argument: a recording, a USB descriptors file, or both joined by '+'.
     A USB descriptors file starts with its device descriptor (0x12 0x01); a recording or a raw
     report descriptor never does."""
-    from headsetd.usb.descriptors import parse_usb_descriptors  # noqa: PLC0415
+    from headsetd.discovery import ReplayedDevice  # noqa: PLC0415
+    from headsetd.usb.descriptors import UsbDescriptorError, parse_usb_descriptors  # noqa: PLC0415
 
     recording: Recording | None = None
     usb: bytes | None = None
@@ -248,6 +279,7 @@ def _daemon(args: argparse.Namespace) -> Daemon:
     import structlog  # noqa: PLC0415
 
     from headsetd.clock import MonotonicClock  # noqa: PLC0415 - keeps other commands light
+    from headsetd.config import load_config, parse_listen  # noqa: PLC0415
     from headsetd.daemon import Daemon  # noqa: PLC0415
     from headsetd.discovery import ReplayDiscovery, UdevDiscovery  # noqa: PLC0415
     from headsetd.logs import configure_logging  # noqa: PLC0415
@@ -264,12 +296,12 @@ def _daemon(args: argparse.Namespace) -> Daemon:
     if args.web_config_file:
         overrides["web_config_file"] = args.web_config_file
 
-    def load() -> Config:
+    def load() -> Config:  # the file again (a reload), with the command line's overrides
         return replace(load_config(args.config), **overrides)
 
     config = load()
     output = configure_logging(config.log_format, config.log_level)
-    discovery: Discovery
+    discovery: ReplayDiscovery | UdevDiscovery
     if args.replay:
         structlog.get_logger("headsetd").info("replay_loading", files=len(args.replay))
         devices = [replayed_device(argument) for argument in args.replay]
@@ -289,6 +321,7 @@ def _daemon(args: argparse.Namespace) -> Daemon:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from headsetd.config import load_config  # noqa: PLC0415
     from headsetd.daemon import load_web  # noqa: PLC0415
 
     config = load_config(args.file)
@@ -308,6 +341,7 @@ def _status(args: argparse.Namespace) -> int:
     import urllib.error  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
 
+    from headsetd.config import load_config  # noqa: PLC0415
     from headsetd.daemon import load_web  # noqa: PLC0415
     from headsetd.status import render_status  # noqa: PLC0415
 
@@ -339,8 +373,10 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from headsetd.config import load_config  # noqa: PLC0415
     from headsetd.devices import survey  # noqa: PLC0415
     from headsetd.discovery import UdevDiscovery  # noqa: PLC0415
+    from headsetd.identity import hex4  # noqa: PLC0415
 
     policy = load_config(args.config).policy if args.config else None
     rows = []
@@ -405,6 +441,8 @@ def _inspect(args: argparse.Namespace) -> int:
         else:
             print(usb_table(usb, classification))
         return 0
+    from headsetd.hid.descriptor import DescriptorError, parse_report_descriptor  # noqa: PLC0415
+    from headsetd.hid.recording import Recording  # noqa: PLC0415
     from headsetd.inspect import describe, render_table  # noqa: PLC0415
 
     recording = Recording.load(args.file)
@@ -418,6 +456,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from headsetd.events import event_fields  # noqa: PLC0415
     from headsetd.logs import configure_logging  # noqa: PLC0415
     from headsetd.replay import replay  # noqa: PLC0415
 
