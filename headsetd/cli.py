@@ -376,35 +376,20 @@ def _list(args: argparse.Namespace) -> int:
     from headsetd.config import load_config  # noqa: PLC0415
     from headsetd.devices import survey  # noqa: PLC0415
     from headsetd.discovery import UdevDiscovery  # noqa: PLC0415
-    from headsetd.identity import hex4  # noqa: PLC0415
+    from headsetd.events import facts_fields  # noqa: PLC0415
+    from headsetd.identity import identity_fields  # noqa: PLC0415
+    from headsetd.policy import judge  # noqa: PLC0415
 
     policy = load_config(args.config).policy if args.config else None
     rows = []
     for device in survey(UdevDiscovery().scan()):
-        identity, facts = device.identity, device.facts
-        c = facts.classification
+        identity = device.identity
         readable = all(os.access(node, os.R_OK) for node in device.read_nodes)
         row: dict[str, Any] = {
-            "device": identity.device_id,
-            "vendor_id": hex4(identity.vendor_id),
-            "product_id": hex4(identity.product_id),
-            "manufacturer": identity.manufacturer,
-            "product": identity.product,
-            "serial": identity.serial,
-            "firmware": identity.firmware,
-            "port": identity.port,
-            "kind": c.kind.value,
-            "has_microphone": c.has_microphone,
-            "has_speaker": c.has_speaker,
-            "call_control": c.call_control,
-            "uac": c.uac,
-            "approved": (
-                None if policy is None else policy.approves(identity.vendor_id, identity.product_id)
-            ),
-            "hidraw": list(facts.hidraw),
+            **identity_fields(identity),
+            **facts_fields(device.facts),
+            "approved": judge(policy, identity.vendor_id, identity.product_id),
             "read": list(device.read_nodes),
-            "sound": list(facts.sound),
-            "controls": [control.value for control in facts.controls],
             "readable": readable,
         }
         if not readable:

@@ -55,7 +55,7 @@ from headsetd.identity import (
     HidInterface,
     SoundCard,
     UsbDescriptors,
-    hex4,
+    identity_fields,
 )
 from headsetd.loop import ReaderLoop
 from headsetd.session import HeadsetState, decode_and_step
@@ -81,68 +81,63 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class _Bounded(Generic[K, V]):
-    """Least recently used first out."""
+class _ParseCache(Generic[K, V]):
+    """Results of `parse` by key, least recently used first out; a parse error is remembered
+    and raised again, so a malformed descriptor that flaps is parsed once too."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(
+        self, parse: Callable[[K], V], error: type[ValueError], size: int = CACHE_SIZE
+    ) -> None:
+        self._parse = parse
+        self._error = error
         self._size = size
-        self._entries: OrderedDict[K, V] = OrderedDict()
+        self._entries: OrderedDict[K, V | ValueError] = OrderedDict()
 
-    def get(self, key: K) -> V | None:
+    def get(self, key: K) -> V:
         entry = self._entries.get(key)
-        if entry is not None:
+        if entry is None:
+            try:
+                entry = self._parse(key)
+            except self._error as exc:
+                entry = exc
+            self._entries[key] = entry
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        else:
             self._entries.move_to_end(key)
+        if isinstance(entry, ValueError):
+            raise entry
         return entry
 
-    def put(self, key: K, value: V) -> V:
-        self._entries[key] = value
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-        return value
+
+def _compile(descriptor: bytes) -> Compiled:
+    parsed = parse_report_descriptor(descriptor)
+    watched = has_telephony_inputs(parsed)
+    return Compiled(parsed, TelephonyDecoder(parsed) if watched else None)
 
 
-class DecoderCache:
+class DecoderCache(_ParseCache[bytes, Compiled]):
     """Parsed report descriptors and compiled decoders by descriptor bytes. A flapping cable
     replugs the same descriptor: the second time is a lookup."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
-        self._entries: _Bounded[bytes, Compiled | DescriptorError] = _Bounded(size)
+        super().__init__(_compile, DescriptorError, size)
 
     def compile(self, descriptor: bytes) -> Compiled:
-        """The compiled descriptor; raises DescriptorError (cached too) for a malformed one."""
-        entry = self._entries.get(descriptor)
-        if entry is None:
-            try:
-                parsed = parse_report_descriptor(descriptor)
-                watched = has_telephony_inputs(parsed)
-                entry = Compiled(parsed, TelephonyDecoder(parsed) if watched else None)
-            except DescriptorError as exc:
-                entry = exc
-            self._entries.put(descriptor, entry)
-        if isinstance(entry, DescriptorError):
-            raise entry
-        return entry
+        """The compiled descriptor; raises DescriptorError for a malformed one."""
+        return self.get(descriptor)
 
 
-class UsbCache:
+class UsbCache(_ParseCache[UsbDescriptors, UsbDescription]):
     """Parsed USB descriptors by (bytes, active configuration), as DecoderCache does."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
-        self._entries: _Bounded[tuple[bytes, int | None], UsbDescription | UsbDescriptorError]
-        self._entries = _Bounded(size)
+        super().__init__(
+            lambda usb: parse_usb_descriptors(usb.data, usb.configuration), UsbDescriptorError, size
+        )
 
     def parse(self, usb: UsbDescriptors) -> UsbDescription:
-        key = (usb.data, usb.configuration)
-        entry = self._entries.get(key)
-        if entry is None:
-            try:
-                entry = parse_usb_descriptors(usb.data, usb.configuration)
-            except UsbDescriptorError as exc:
-                entry = exc
-            self._entries.put(key, entry)
-        if isinstance(entry, UsbDescriptorError):
-            raise entry
-        return entry
+        return self.get(usb)
 
 
 def assess(
@@ -450,19 +445,9 @@ class LogSink:
             name = fields.pop("event")
             if isinstance(event, DeviceConnected):
                 fields.update(identity_fields(record.identity))
+                del fields["device"]  # bound already
                 fields.update(facts_fields(record.facts))
             if is_warning(event):
                 device_log.warning(name, **fields)
             else:
                 device_log.info(name, **fields)
-
-
-def identity_fields(identity: DeviceIdentity) -> dict[str, Any]:
-    return {
-        "vendor_id": hex4(identity.vendor_id),
-        "product_id": hex4(identity.product_id),
-        "manufacturer": identity.manufacturer,
-        "product": identity.product,
-        "serial": identity.serial,
-        "firmware": identity.firmware,
-    }

@@ -87,6 +87,20 @@ class DeviceIdentity:
         return f"{ids}@{_id_part(self.port or self.key)}{self.id_suffix}"
 
 
+def identity_fields(identity: DeviceIdentity) -> dict[str, str]:
+    """Who a device is, as log fields and JSON keys (`list`, `status`, `device_connected`)."""
+    return {
+        "device": identity.device_id,
+        "vendor_id": hex4(identity.vendor_id),
+        "product_id": hex4(identity.product_id),
+        "manufacturer": identity.manufacturer,
+        "product": identity.product,
+        "serial": identity.serial,
+        "firmware": identity.firmware,
+        "port": identity.port,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class HidInterface:
     """One hidraw node of a device: where its reports come from and what they mean."""

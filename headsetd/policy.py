@@ -35,3 +35,8 @@ class Policy:
     def approves(self, vendor_id: int, product_id: int) -> bool:
         ids = f"{hex4(vendor_id)}:{hex4(product_id)}"
         return any(fnmatch.fnmatchcase(ids, pattern) for pattern in self.approved)
+
+
+def judge(policy: Policy | None, vendor_id: int, product_id: int) -> bool | None:
+    """The policy's verdict on a device; None when there is no policy (nothing is judged)."""
+    return None if policy is None else policy.approves(vendor_id, product_id)

@@ -13,28 +13,18 @@ from __future__ import annotations
 from typing import Any
 
 from headsetd.config import Config
+from headsetd.events import facts_fields
 from headsetd.fleet import DeviceRecord, FleetSnapshot
-from headsetd.identity import hex4
+from headsetd.identity import identity_fields
+from headsetd.policy import judge
 
 
 def _device(record: DeviceRecord, config: Config) -> dict[str, Any]:
-    identity, c = record.identity, record.facts.classification
-    policy = config.policy
+    identity, policy = record.identity, config.policy
     return {
-        "device": record.device_id,
-        "vendor_id": hex4(identity.vendor_id),
-        "product_id": hex4(identity.product_id),
-        "manufacturer": identity.manufacturer,
-        "product": identity.product,
-        "serial": identity.serial,
-        "firmware": identity.firmware,
-        "kind": c.kind.value,
-        "call_control": c.call_control,
-        "has_microphone": c.has_microphone,
-        "has_speaker": c.has_speaker,
-        "approved": (
-            None if policy is None else policy.approves(identity.vendor_id, identity.product_id)
-        ),
+        **identity_fields(identity),
+        **facts_fields(record.facts),
+        "approved": judge(policy, identity.vendor_id, identity.product_id),
         "connected": record.connected,
         "readable": record.readable if record.controls else None,
         "off_hook": record.state.off_hook if record.connected else None,
@@ -43,8 +33,6 @@ def _device(record: DeviceRecord, config: Config) -> dict[str, Any]:
         "connects": record.connects,
         "disconnects": record.disconnects,
         "disconnects_in_call": record.disconnects_in_call,
-        "hidraw": list(record.facts.hidraw),
-        "sound": list(record.facts.sound),
         "errors": {str(kind): count for kind, count in sorted(record.errors.items())},
     }
 
