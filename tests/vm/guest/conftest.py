@@ -37,6 +37,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 # --------------------------------------------------------------------------------------------
 # shared fixtures of the guest tests
 
+import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field  # noqa: E402
 import gadget  # noqa: E402
 import hidreport  # noqa: E402
 import pyudev  # noqa: E402
+import running  # noqa: E402
 
 
 def measure(name: str, **values: object) -> None:
@@ -155,9 +157,32 @@ def all_plugged(udev_events: UdevRecorder) -> Iterator[Plugged]:
     gadget.udev_settle(120)
     for g in gadgets.values():
         gadget.wait_for(g.hidraw_nodes, 30, f"{g.name}'s hidraw after settle")
-        g._open()
+        g.open_functions()
     plug_s = time.monotonic() - t0
     measure("plug_all_fixtures_s", value=round(plug_s, 2), count=len(gadgets))
     yield Plugged(gadgets, fixtures, plug_s, t_plug)
     for g in gadgets.values():
         g.destroy()
+
+
+@pytest.fixture(scope="session")
+def list_at_start(all_plugged: Plugged) -> Iterator[tuple[subprocess.Popen[str], float]]:
+    """`headsetd list --json` over every fixture, started just before the daemon so that the
+    two start up side by side (each takes 15-30 s of Python start-up under TCG); both only
+    read. Yields the process and its start (time.monotonic())."""
+    proc = running.start_list()
+    yield proc, time.monotonic()
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def daemon(all_plugged: Plugged, list_at_start: object) -> Iterator[running.Daemon]:
+    """One `headsetd run` for the whole session, started with every fixture plugged (its
+    initial scan is tested on them); later modules hot-plug their own devices into it."""
+    t0 = time.monotonic()
+    d = running.start_daemon()
+    measure("headsetd_start_to_metrics_s", value=round(time.monotonic() - t0, 2))
+    yield d
+    d.stop()
