@@ -86,12 +86,20 @@ class Audio:
 
     0 channels leave a direction out (f_uac2 then declares neither its terminals nor its
     endpoint): speaker_channels=0 is a microphone, mic_channels=0 headphones. f_uac2 (6.1)
-    declares its terminals as Microphone (0x0201) and Speaker (0x0301)."""
+    declares its terminals as Microphone (0x0201) and Speaker (0x0301).
+
+    `controls` gives each direction a feature unit (mute, volume). f_uac2 (6.1) keeps its
+    clock and unit ids and the feature units' descriptors in file-global variables, not per
+    function: with several UAC2 gadgets bound at once, one's requests are matched against the
+    ids of the one bound last (they fail: "TODO!" in dmesg, and the host's mixer lacks them),
+    and unbinding any frees the feature units of all (a later volume request to another would
+    dereference NULL). Gadgets bound together therefore go without (controls=False)."""
 
     mic_channels: int = 1
     speaker_channels: int = 2
     rate: int = 48000
     sample_bytes: int = 2
+    controls: bool = True
 
 
 @dataclass(frozen=True)
@@ -217,6 +225,14 @@ class Gadget:
                 ("c_ssize", self.audio.sample_bytes),
             ):
                 w(a / k, str(v))
+            if not self.audio.controls:
+                for k in (
+                    "p_mute_present",
+                    "p_volume_present",
+                    "c_mute_present",
+                    "c_volume_present",
+                ):
+                    w(a / k, "0")
         # interfaces are numbered in the order the functions are linked: HID first
         for fn in self._functions():
             (c / fn).symlink_to(d / "functions" / fn)
@@ -465,6 +481,23 @@ class Gadget:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+
+
+def plug_all(gadgets: Sequence[Gadget], timeout: float = 60.0) -> None:
+    """Plug several gadgets at once (each on a free UDC) and wait until the host side has all
+    their parts and udevd has handled every event; then open their HID functions' gadget side.
+    Plugged together, their enumerations and udev's work overlap."""
+    free = free_udcs()
+    if len(free) < len(gadgets):
+        raise GadgetError(f"{len(gadgets)} gadgets but {len(free)} free UDCs (vmboot.UDCS)")
+    for g, udc in zip(gadgets, free, strict=False):
+        g.plug_nowait(udc)
+    for g in gadgets:
+        g.wait_plugged(timeout)
+    udev_settle(timeout)
+    for g in gadgets:
+        g.wait_plugged(timeout)  # a driver rebind (hid-generic to a vendor driver) remakes nodes
+        g.open_functions()
 
 
 def tone_s16(

@@ -12,8 +12,11 @@ Never: reaches into headsetd's modules (only its command line, its log lines, /m
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import select
+import struct
 import subprocess
 import sys
 import threading
@@ -223,3 +226,104 @@ def context_switches(pid: int) -> dict[str, int]:
         total = int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
         out[f"{task.name} {fields['Name'].strip()}"] = total
     return out
+
+
+class FdSampler:
+    """Samples the fd table of process `pid` every `interval` s on a thread, and keeps every
+    target it saw with the first and last time it was seen. A sample is a snapshot: an fd held
+    for less than `interval` can slip between two (NodeOpens sees every open, by anyone)."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.samples = 0
+        self.seen: dict[str, tuple[float, float]] = {}  # target -> (first, last) time.time()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        # the sampling is the measurement: this loop is the thing being timed, not a wait
+        while not self._stop.wait(self.interval):
+            t = time.time()
+            for target in open_files(self.pid):
+                first, _ = self.seen.get(target, (t, t))
+                self.seen[target] = (first, t)
+            self.samples += 1
+
+    def held_since(self, target: str, t: float) -> bool:
+        """Was `target` in the table in any sample taken at or after time.time() `t`?"""
+        return target in self.seen and self.seen[target][1] >= t
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+IN_OPEN = 0x00000020
+IN_Q_OVERFLOW = 0x00004000
+_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then the name
+
+
+class NodeOpens:
+    """Every open of a file in `directory` (default /dev) from now on, by any process: inotify
+    on the directory reports IN_OPEN for each of its children with the child's name, whoever
+    opens it and however briefly. (O_PATH handles, which allow no I/O, are not reported.)"""
+
+    def __init__(self, directory: str = "/dev") -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        if self._libc.inotify_add_watch(fd, directory.encode(), IN_OPEN) < 0:
+            os.close(fd)
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch {directory}")
+        self._fd = fd
+        self.directory = directory
+        self.overflowed = False
+        self._opens: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            ready, _, _ = select.select([self._fd, self._wake_r], [], [])
+            if self._wake_r in ready:
+                return
+            try:
+                buf = os.read(self._fd, 65536)
+            except BlockingIOError:
+                continue
+            t = time.time()
+            i = 0
+            while i + _EVENT.size <= len(buf):
+                _, mask, _, n = _EVENT.unpack_from(buf, i)
+                name = buf[i + _EVENT.size : i + _EVENT.size + n].rstrip(b"\0").decode()
+                i += _EVENT.size + n
+                with self._lock:
+                    if mask & IN_Q_OVERFLOW:
+                        self.overflowed = True
+                    elif mask & IN_OPEN:
+                        self._opens.append((t, f"{self.directory}/{name}"))
+
+    def opens(self, path: str, since: float = 0.0) -> list[float]:
+        """When `path` was opened, at or after time.time() `since`."""
+        with self._lock:
+            return [t for t, p in self._opens if p == path and t >= since]
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        os.write(self._wake_w, b"x")
+        self._thread.join(5)
+        for fd in (self._fd, self._wake_r, self._wake_w):
+            os.close(fd)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) process `pid` has used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; field 3 is fields[0]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

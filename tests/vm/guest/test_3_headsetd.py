@@ -182,13 +182,8 @@ def call_headsets(
         fx = hidreport.load_fixture(hidreport.FIXTURES_DIR / f"{stem}.hid")
         g = gadget.Gadget.from_fixture(fx, serial_for(fx) + "C", name=f"call{i}").create()
         out[stem] = (g, hidreport.ReportBuilder(fx.parsed()))
+    gadget.plug_all([g for g, _ in out.values()])
     for g, _ in out.values():
-        g.plug_nowait(gadget.free_udcs()[0])
-    for g, _ in out.values():
-        g.wait_plugged(60)
-    gadget.udev_settle(60)
-    for g, _ in out.values():
-        g.open_functions()
         daemon.wait(
             is_event("device_connected", device_id(g)),
             since=since,
