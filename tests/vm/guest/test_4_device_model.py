@@ -99,14 +99,11 @@ class Desk:
     mark: int  # the daemon's log index at that moment
     listing: subprocess.Popen[str]  # `headsetd list --json`, started once all were plugged
 
-    @property
-    def all(self) -> list[gadget.Gadget]:
-        return [self.headset, self.headphones, self.microphone, self.keyboard]
-
 
 @pytest.fixture(scope="module")
 def opens() -> Iterator[NodeOpens]:
-    """Every open of a /dev node from before the desk is plugged to the end of the module."""
+    """Every open of a /dev node, from before the desk is plugged until four_headsets stops
+    the watchers (nothing but headsetd's own work may run while it is measured idle)."""
     w = NodeOpens("/dev")
     yield w
     w.stop()
@@ -114,6 +111,7 @@ def opens() -> Iterator[NodeOpens]:
 
 @pytest.fixture(scope="module")
 def fd_table(daemon: Daemon) -> Iterator[FdSampler]:
+    """headsetd's fd table, sampled from before the desk is plugged (as `opens`)."""
     s = FdSampler(daemon.pid)
     yield s
     s.stop()
