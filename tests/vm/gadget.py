@@ -1,12 +1,13 @@
 """Virtual USB headsets for the VM tier: configfs gadgets on dummy_hcd, seen by the guest's own
 USB host stack (usbhid, hidraw, snd-usb-audio, udev) as real hardware.
 
-Owns (inside the guest, as root): creating a gadget from any HID report descriptor with its own
-vendor/product ids, strings and serial, optionally with a USB Audio Class 2 function (mic +
-speaker); plugging and unplugging it (binding/unbinding a UDC: one UDC is one USB bus with one
-port, `dummy_hcd num=N` gives N); writing the input reports the headset would send; playing a
-tone or silence into its microphone; and reading everything the host wrote to it (output and
-feature reports: the HID function has no OUT endpoint, so every host write arrives as a
+Owns (inside the guest, as root): creating a gadget with its own vendor/product ids, strings and
+serial from any number of HID functions (each with any report descriptor, boot keyboards
+included) and optionally a USB Audio Class 2 function (mic, speaker, or both); plugging and
+unplugging it (binding/unbinding a UDC: one UDC is one USB bus with one port, `dummy_hcd num=N`
+gives N); writing the input reports the device would send on any of its HID interfaces; playing
+a tone or silence into its microphone; and reading everything the host wrote to it (output and
+feature reports: the HID functions have no OUT endpoint, so every host write arrives as a
 SET_REPORT that the gadget side reads from /dev/hidgN).
 
 Never: writes to anything on the host side (the code under test's side); sleeps to wait for the
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 import array
 import errno
+import functools
 import math
 import os
 import select
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -80,12 +82,38 @@ def free_udcs() -> list[str]:
 
 @dataclass(frozen=True)
 class Audio:
-    """A UAC2 function: the host's capture is the headset's mic (the gadget plays into it)."""
+    """A UAC2 function: the host's capture is the headset's mic (the gadget plays into it).
+
+    0 channels leave a direction out (f_uac2 then declares neither its terminals nor its
+    endpoint): speaker_channels=0 is a microphone, mic_channels=0 headphones. f_uac2 (6.1)
+    declares its terminals as Microphone (0x0201) and Speaker (0x0301).
+
+    `controls` gives each direction a feature unit (mute, volume). f_uac2 (6.1) keeps its
+    clock and unit ids and the feature units' descriptors in file-global variables, not per
+    function: with several UAC2 gadgets bound at once, one's requests are matched against the
+    ids of the one bound last (they fail: "TODO!" in dmesg, and the host's mixer lacks them),
+    and unbinding any frees the feature units of all (a later volume request to another would
+    dereference NULL). Gadgets bound together therefore go without (controls=False)."""
 
     mic_channels: int = 1
     speaker_channels: int = 2
     rate: int = 48000
     sample_bytes: int = 2
+    controls: bool = True
+
+
+@dataclass(frozen=True)
+class HidFunction:
+    """One HID interface of a gadget. subclass 1 + protocol 1 is a boot keyboard."""
+
+    descriptor: bytes
+    report_length: int = 64  # the interrupt IN endpoint's packet size (8..1024)
+    subclass: int = 0
+    protocol: int = 0
+
+    @classmethod
+    def of(cls, fx: Fixture) -> HidFunction:
+        return cls(fx.descriptor, fx.parsed().max_report_length("input"))
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -96,38 +124,38 @@ def split_name(name: str) -> tuple[str, str]:
 
 
 class Gadget:
-    """One virtual USB device with a HID function (and optionally UAC2)."""
+    """One virtual USB device: HID functions (interfaces 0..n-1, in order) and optionally UAC2
+    (the interfaces after them)."""
 
     _count = 0
 
     def __init__(
         self,
-        descriptor: bytes,
         vendor_id: int,
         product_id: int,
         *,
         manufacturer: str,
         product: str,
         serial: str | None,
-        bcd_device: int = 0x0100,
+        hid: Sequence[HidFunction] = (),
         audio: Audio | None = None,
-        report_length: int = 64,
+        bcd_device: int = 0x0100,
         name: str | None = None,
     ) -> None:
         Gadget._count += 1
         self.name = name or f"g{os.getpid()}_{Gadget._count}"
-        self.descriptor = descriptor
         self.vendor_id = vendor_id
         self.product_id = product_id
         self.manufacturer = manufacturer
         self.product = product
         self.serial = serial
         self.bcd_device = bcd_device
+        self.hid = tuple(hid)
         self.audio = audio
-        self.report_length = max(8, min(1024, report_length))
         self.dir = CONFIGFS / self.name
         self.udc: str | None = None
-        self._hidg: int | None = None
+        self._hidg: list[int] = []  # the gadget side of each HID function, while plugged
+        self._left: str | None = None  # the UDC it was last unplugged from
 
     @classmethod
     def from_fixture(
@@ -135,18 +163,20 @@ class Gadget:
     ) -> Gadget:
         maker, product = split_name(fx.name)
         return cls(
-            fx.descriptor,
             fx.vendor_id,
             fx.product_id,
             manufacturer=maker,
             product=product,
             serial=serial,
+            hid=[HidFunction.of(fx)],
             audio=audio,
-            report_length=fx.parsed().max_report_length("input"),
             name=name,
         )
 
     # -- configfs --------------------------------------------------------------------------------
+    def _functions(self) -> list[str]:
+        return [f"hid.usb{i}" for i in range(len(self.hid))] + (["uac2.usb0"] if self.audio else [])
+
     def create(self) -> Gadget:
         d = self.dir
         d.mkdir()
@@ -171,19 +201,19 @@ class Gadget:
         (c / "strings" / "0x409").mkdir(parents=True)
         w(c / "strings" / "0x409" / "configuration", "headset")
         w(c / "MaxPower", "100")
-        f = d / "functions" / "hid.usb0"
-        f.mkdir(parents=True)
-        w(f / "protocol", "0")
-        w(f / "subclass", "0")
-        w(f / "report_length", str(self.report_length))
-        # no interrupt OUT endpoint: every host write (output or feature report) then comes as a
-        # SET_REPORT control request, which f_hid hands to the reader of /dev/hidgN
-        w(f / "no_out_endpoint", "1")
-        (f / "report_desc").write_bytes(self.descriptor)
-        (c / "hid.usb0").symlink_to(f)
+        for i, h in enumerate(self.hid):
+            f = d / "functions" / f"hid.usb{i}"
+            f.mkdir(parents=True)
+            w(f / "protocol", str(h.protocol))
+            w(f / "subclass", str(h.subclass))
+            w(f / "report_length", str(max(8, min(1024, h.report_length))))
+            # no interrupt OUT endpoint: every host write (output or feature report) then comes
+            # as a SET_REPORT control request, which f_hid hands to the reader of /dev/hidgN
+            w(f / "no_out_endpoint", "1")
+            (f / "report_desc").write_bytes(h.descriptor)
         if self.audio:
             a = d / "functions" / "uac2.usb0"
-            a.mkdir()
+            a.mkdir(parents=True)
             mic_mask = (1 << self.audio.mic_channels) - 1
             spk_mask = (1 << self.audio.speaker_channels) - 1
             for k, v in (
@@ -195,7 +225,17 @@ class Gadget:
                 ("c_ssize", self.audio.sample_bytes),
             ):
                 w(a / k, str(v))
-            (c / "uac2.usb0").symlink_to(a)
+            if not self.audio.controls:
+                for k in (
+                    "p_mute_present",
+                    "p_volume_present",
+                    "c_mute_present",
+                    "c_volume_present",
+                ):
+                    w(a / k, "0")
+        # interfaces are numbered in the order the functions are linked: HID first
+        for fn in self._functions():
+            (c / fn).symlink_to(d / "functions" / fn)
         return self
 
     def destroy(self) -> None:
@@ -206,14 +246,14 @@ class Gadget:
         if not d.exists():
             return
         c = d / "configs" / "c.1"
-        for link in ("hid.usb0", "uac2.usb0"):
-            if (c / link).is_symlink():
-                (c / link).unlink()
+        functions = sorted(p.name for p in (d / "functions").iterdir())
+        for fn in functions:
+            if (c / fn).is_symlink():
+                (c / fn).unlink()
         for p in (
             c / "strings" / "0x409",
             c,
-            d / "functions" / "hid.usb0",
-            d / "functions" / "uac2.usb0",
+            *(d / "functions" / fn for fn in functions),
             d / "strings" / "0x409",
             d,
         ):
@@ -222,30 +262,26 @@ class Gadget:
 
     # -- plug / unplug ---------------------------------------------------------------------------
     def plug(self, udc: str | None = None, timeout: float = 30.0) -> Gadget:
-        """Bind to a UDC (a free one if none is given) and wait until the host side has made the
-        hidraw node and udevd has handled every event (driver loads and rebinds included)."""
+        """Bind to a UDC (a free one if none is given) and wait until the host side has made
+        every hidraw node and sound card and udevd has handled every event (driver loads and
+        rebinds included)."""
         if udc is None:
             free = free_udcs()
             if not free:
                 raise GadgetError("no free UDC: unplug a gadget or boot with more (vmboot.UDCS)")
             udc = free[0]
-        _write(self.dir / "UDC", udc)
-        self.udc = udc
-        wait_for(self.hidraw_nodes, timeout, f"{self.name}'s hidraw node on {udc}")
-        if self.audio:
-            wait_for(lambda: self.host_card() is not None, timeout, f"{self.name}'s USB audio card")
+        self.plug_nowait(udc)
+        self.wait_plugged(timeout)
         udev_settle(timeout)
-        wait_for(self.hidraw_nodes, timeout, f"{self.name}'s hidraw node after udev settled")
-        self._open()
+        self.wait_plugged(timeout)
+        self.open_functions()
         return self
 
     def unplug(self, timeout: float = 30.0) -> None:
         if not self.udc:
             return
-        self._close()
-        _write(self.dir / "UDC", "")
-        self.udc = None
-        wait_for(lambda: not self.usb_device(), timeout, f"{self.name} to leave the host")
+        self.unplug_nowait()
+        self.wait_gone(timeout)
 
     def plug_nowait(self, udc: str) -> None:
         """Bind and return at once: for plugging many at once (then `wait_plugged`)."""
@@ -253,14 +289,33 @@ class Gadget:
         self.udc = udc
 
     def wait_plugged(self, timeout: float = 60.0) -> None:
-        wait_for(self.hidraw_nodes, timeout, f"{self.name}'s hidraw node on {self.udc}")
-        if self.audio:
-            wait_for(lambda: self.host_card() is not None, timeout, f"{self.name}'s USB audio card")
+        """Until the host side has every part: a hidraw node per HID function, the sound card."""
+        wait_for(
+            lambda: (
+                self.usb_device() is not None
+                and len(self.hidraw_nodes()) == len(self.hid)
+                and (self.audio is None or self.host_card() is not None)
+            ),
+            timeout,
+            f"{self.name}'s {len(self.hid)} hidraw node(s)"
+            + (" and USB audio card" if self.audio else "")
+            + f" on {self.udc}",
+        )
 
-    def unplug_nowait(self) -> None:
+    def unplug_nowait(self) -> float:
+        """Unbind; returns time.time() just before the unbinding write (the unplug's moment)."""
         self._close()
+        t = time.time()
         _write(self.dir / "UDC", "")
-        self.udc = None
+        self._left, self.udc = self.udc, None
+        return t
+
+    def wait_gone(self, timeout: float = 30.0) -> None:
+        """Until the host side no longer has the device unplugged last."""
+        if self._left is None:
+            return
+        hcd = PLATFORM / f"dummy_hcd.{self._left.rsplit('.', 1)[1]}"
+        wait_for(lambda: not list(hcd.glob("usb*/*-1")), timeout, f"{self.name} to leave the host")
 
     # -- the host side, as seen through sysfs ----------------------------------------------------
     @property
@@ -289,10 +344,19 @@ class Gadget:
         return sorted(dev.glob("*:*/0003:*")) if dev else []
 
     def hidraw_nodes(self) -> list[str]:
+        """Every hidraw node of the device, sorted by name."""
         dev = self.usb_device()
         return (
             sorted(f"/dev/{p.name}" for p in dev.glob("*:*/0003:*/hidraw/hidraw*")) if dev else []
         )
+
+    def hidraw_node(self, function: int) -> str:
+        """The hidraw node of HID function `function` (its USB interface has that number)."""
+        dev = self.usb_device()
+        nodes = list(dev.glob(f"*:1.{function}/0003:*/hidraw/hidraw*")) if dev else []
+        if len(nodes) != 1:
+            raise GadgetError(f"{self.name}: HID function {function} has hidraw nodes {nodes}")
+        return f"/dev/{nodes[0].name}"
 
     def hid_driver(self) -> str | None:
         """The kernel HID driver bound to the device (hid-generic, hid-plantronics, ...)."""
@@ -318,33 +382,38 @@ class Gadget:
         return None
 
     # -- HID traffic -----------------------------------------------------------------------------
-    @property
-    def hidg_path(self) -> str:
-        major_minor = (self.dir / "functions" / "hid.usb0" / "dev").read_text().strip()
+    def hidg_path(self, function: int = 0) -> str:
+        major_minor = (self.dir / "functions" / f"hid.usb{function}" / "dev").read_text().strip()
         return f"/dev/hidg{major_minor.split(':')[1]}"
 
-    def _open(self) -> None:
-        if self._hidg is None:
-            wait_for(lambda: os.path.exists(self.hidg_path), 10, "the hidg node")
-            self._hidg = os.open(self.hidg_path, os.O_RDWR | os.O_NONBLOCK)
+    def open_functions(self) -> None:
+        """Open the gadget side of every HID function (to send reports, see host writes)."""
+        if self._hidg:
+            return
+        for i in range(len(self.hid)):
+            path = self.hidg_path(i)
+            wait_for(functools.partial(os.path.exists, path), 10, path)
+            self._hidg.append(os.open(path, os.O_RDWR | os.O_NONBLOCK))
 
     def _close(self) -> None:
-        if self._hidg is not None:
-            os.close(self._hidg)
-            self._hidg = None
+        while self._hidg:
+            os.close(self._hidg.pop())
 
-    def send(self, report: bytes, timeout: float = 5.0) -> float:
-        """Send one input report as the headset would; returns time.time() just before the write.
+    def send(self, report: bytes, timeout: float = 5.0, function: int = 0) -> float:
+        """Send one input report on HID function `function` as the device would; returns
+        time.time() just before the write.
 
         f_hid keeps one report in flight: the next write waits until the host has polled the
-        previous one, which only happens while some host program has the hidraw node open."""
-        if self._hidg is None:
+        previous one, which only happens while some host program has the device open (its
+        hidraw node, or the input device the kernel made of it)."""
+        if not self._hidg:
             raise GadgetError(f"{self.name} is not plugged")
+        fd = self._hidg[function]
         end = time.monotonic() + timeout
         while True:
             t = time.time()
             try:
-                n = os.write(self._hidg, report)
+                n = os.write(fd, report)
                 if n != len(report):
                     raise GadgetError(f"short write {n}/{len(report)}")
                 return t
@@ -356,25 +425,26 @@ class Gadget:
                         f"within {timeout}s "
                         "(is any program reading the hidraw node?)"
                     ) from None
-                select.select([], [self._hidg], [], min(left, 0.5))
+                select.select([], [fd], [], min(left, 0.5))
 
     def host_writes(self) -> list[bytes]:
-        """Everything the host wrote to the device (output/feature SET_REPORTs) since last asked."""
-        if self._hidg is None:
-            return []
+        """Everything the host wrote to the device (output/feature SET_REPORTs, on any of its
+        HID functions) since last asked."""
         got: list[bytes] = []
-        while True:
-            try:
-                b = os.read(self._hidg, 4096)
-            except BlockingIOError:
-                return got
-            except OSError as e:
-                if e.errno in (errno.ESHUTDOWN, errno.ENODEV):
-                    return got
-                raise
-            if not b:
-                return got
-            got.append(b)
+        for fd in self._hidg:
+            while True:
+                try:
+                    b = os.read(fd, 4096)
+                except BlockingIOError:
+                    break
+                except OSError as e:
+                    if e.errno in (errno.ESHUTDOWN, errno.ENODEV):
+                        break
+                    raise
+                if not b:
+                    break
+                got.append(b)
+        return got
 
     # -- audio -----------------------------------------------------------------------------------
     def play(
@@ -411,6 +481,23 @@ class Gadget:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+
+
+def plug_all(gadgets: Sequence[Gadget], timeout: float = 60.0) -> None:
+    """Plug several gadgets at once (each on a free UDC) and wait until the host side has all
+    their parts and udevd has handled every event; then open their HID functions' gadget side.
+    Plugged together, their enumerations and udev's work overlap."""
+    free = free_udcs()
+    if len(free) < len(gadgets):
+        raise GadgetError(f"{len(gadgets)} gadgets but {len(free)} free UDCs (vmboot.UDCS)")
+    for g, udc in zip(gadgets, free, strict=False):
+        g.plug_nowait(udc)
+    for g in gadgets:
+        g.wait_plugged(timeout)
+    udev_settle(timeout)
+    for g in gadgets:
+        g.wait_plugged(timeout)  # a driver rebind (hid-generic to a vendor driver) remakes nodes
+        g.open_functions()
 
 
 def tone_s16(
@@ -463,7 +550,7 @@ def cleanup_all() -> None:
     if not CONFIGFS.is_dir():
         return
     for d in list(CONFIGFS.iterdir()):
-        g = Gadget(b"", 0, 0, manufacturer="", product="", serial=None, name=d.name)
+        g = Gadget(0, 0, manufacturer="", product="", serial=None, name=d.name)
         if (d / "UDC").exists() and (d / "UDC").read_text().strip():
             g.udc = (d / "UDC").read_text().strip()
         try:

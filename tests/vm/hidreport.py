@@ -286,3 +286,20 @@ def _put(buf: bytearray, bit: int, size: int, value: int) -> None:
             buf[byte] |= 1 << b
         else:
             buf[byte] &= ~(1 << b) & 0xFF
+
+
+# A boot keyboard's report descriptor: the keyboard example of HID 1.11 Appendix E.6, as Linux's
+# Documentation/usb/gadget_hid.rst gives it for a g_hid keyboard (63 bytes). Its 8-byte input
+# report: modifier bits, a reserved byte, six key codes (Keyboard page 0x07); output: 5 LEDs.
+BOOT_KEYBOARD = bytes.fromhex(
+    "05 01 09 06 a1 01 05 07 19 e0 29 e7 15 00 25 01 75 01 95 08 81 02"  # modifiers
+    "95 01 75 08 81 03"  # reserved byte
+    "95 05 75 01 05 08 19 01 29 05 91 02 95 01 75 03 91 03"  # LEDs, padding
+    "95 06 75 08 15 00 25 65 05 07 19 00 29 65 81 00 c0"  # six key codes
+)
+KEY_A = 0x04  # Keyboard page usage of "a"; evdev's KEY_A is 30
+
+
+def keyboard_report(*keys: int, modifiers: int = 0) -> bytes:
+    """A boot keyboard input report with up to six keys down."""
+    return bytes([modifiers, 0, *keys[:6], *[0] * (6 - len(keys[:6]))])

@@ -37,6 +37,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 # --------------------------------------------------------------------------------------------
 # shared fixtures of the guest tests
 
+import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field  # noqa: E402
 import gadget  # noqa: E402
 import hidreport  # noqa: E402
 import pyudev  # noqa: E402
+import running  # noqa: E402
 
 
 def measure(name: str, **values: object) -> None:
@@ -70,13 +72,17 @@ class UdevEvent:
 
 
 class UdevRecorder:
-    """Every udev-processed event (source "udev", as pyudev and headsetd see them) in order."""
+    """Every device event of the hidraw, usb, sound and hid subsystems, in order, with the time
+    it arrived here. Source "udev": as udevd passes them on once its rules have run (what
+    pyudev and headsetd see); "kernel": the kernel's own uevents, before udevd handles them."""
 
-    def __init__(self) -> None:
+    SUBSYSTEMS = ("hidraw", "usb", "sound", "hid")
+
+    def __init__(self, source: str = "udev") -> None:
         self.events: list[UdevEvent] = []
         self._lock = threading.Lock()
-        self._mon = pyudev.Monitor.from_netlink(pyudev.Context())
-        for sub in ("hidraw", "usb", "sound", "hid"):
+        self._mon = pyudev.Monitor.from_netlink(pyudev.Context(), source=source)
+        for sub in self.SUBSYSTEMS:
             self._mon.filter_by(sub)
         self._mon.start()
         self._stop = False
@@ -86,7 +92,7 @@ class UdevRecorder:
     def _run(self) -> None:
         while not self._stop:
             d = self._mon.poll(timeout=0.2)
-            if d is None:
+            if d is None or d.subsystem not in self.SUBSYSTEMS:
                 continue
             ev = UdevEvent(
                 time.time(),
@@ -106,6 +112,18 @@ class UdevRecorder:
     def snapshot(self) -> list[UdevEvent]:
         with self._lock:
             return list(self.events)
+
+    def arrival(self, action: str, devpath: str, since: float) -> float | None:
+        """When the first `action` event of `devpath` (sysfs path without /sys) arrived here,
+        at or after time.time() `since`."""
+        return next(
+            (
+                e.t
+                for e in self.snapshot()
+                if e.action == action and e.properties.get("DEVPATH") == devpath and e.t >= since
+            ),
+            None,
+        )
 
     def stop(self) -> None:
         self._stop = True
@@ -139,25 +157,42 @@ class Plugged:
 @pytest.fixture(scope="session")
 def all_plugged(udev_events: UdevRecorder) -> Iterator[Plugged]:
     fixtures = {fx.stem: fx for fx in hidreport.all_fixtures()}
-    free = gadget.free_udcs()
-    if len(free) < len(fixtures):
-        pytest.fail(f"{len(fixtures)} fixtures but {len(free)} free UDCs: raise vmboot.UDCS")
     gadgets = {
         stem: gadget.Gadget.from_fixture(fx, serial_for(fx), name=f"fx{i:02d}").create()
         for i, (stem, fx) in enumerate(fixtures.items())
     }
     t0 = time.monotonic()
     t_plug = time.time()
-    for g, udc in zip(gadgets.values(), free, strict=False):
-        g.plug_nowait(udc)
-    for g in gadgets.values():
-        g.wait_plugged(timeout=120)
-    gadget.udev_settle(120)
-    for g in gadgets.values():
-        gadget.wait_for(g.hidraw_nodes, 30, f"{g.name}'s hidraw after settle")
-        g._open()
+    gadget.plug_all(list(gadgets.values()), timeout=120)
     plug_s = time.monotonic() - t0
     measure("plug_all_fixtures_s", value=round(plug_s, 2), count=len(gadgets))
     yield Plugged(gadgets, fixtures, plug_s, t_plug)
     for g in gadgets.values():
         g.destroy()
+
+
+@pytest.fixture(scope="session")
+def list_at_start(all_plugged: Plugged) -> Iterator[tuple[subprocess.Popen[str], float]]:
+    """`headsetd list --json` over every fixture, started just before the daemon so that the
+    two start up side by side (each takes 15-30 s of Python start-up under TCG); both only
+    read. Yields the process and its start (time.monotonic())."""
+    proc = running.start_list()
+    yield proc, time.monotonic()
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def daemon(all_plugged: Plugged, list_at_start: object) -> Iterator[running.Daemon]:
+    """One `headsetd run` for the whole session, started with every fixture plugged (its
+    initial scan is tested on them); later modules hot-plug their own devices into it."""
+    t0 = time.monotonic()
+    d = running.start_daemon()
+    measure("headsetd_start_to_metrics_s", value=round(time.monotonic() - t0, 2))
+    yield d
+    d.stop()
+    if RUN.is_dir():  # the whole log, beside the console's, for a look after the run
+        with open(RUN / "headsetd.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(x.record) + "\n" for x in d.lines)
+            f.writelines(json.dumps({"not_json": x}) + "\n" for x in d.other)

@@ -11,15 +11,10 @@ writes to a device's host side itself except as the softphone stand-in of the co
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
-import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 import gadget
@@ -27,10 +22,8 @@ import hidraw
 import hidreport
 import pytest
 from conftest import Plugged, measure, serial_for
-from prometheus_client.parser import text_string_to_metric_families
+from running import Daemon, Line, device_id, fetch, is_event, list_rows, metric, parse, scrape
 
-HEADSETD = [sys.executable, "-m", "headsetd"]
-LISTEN = "127.0.0.1:9477"
 LATENCY_LIMIT_S = 0.100
 CYCLE_ATTEMPTS = 3  # see test_hook_and_mute_arrive_as_events_and_metrics_within_100ms
 # one fixture per vendor, each with Hook Switch and Phone Mute inputs
@@ -44,164 +37,10 @@ LATENCY_FIXTURES = [
 ]
 
 
-def device_id(g: gadget.Gadget) -> str:
-    """The id the contract promises for a gadget: vid:pid:serial, or vid:pid@port."""
-    ids = f"{g.vendor_id:04x}:{g.product_id:04x}"
-    return f"{ids}:{g.serial}" if g.serial else f"{ids}@{g.port_path}"
-
-
-# ------------------------------------------------------------------------------------------------
-# the daemon, its log and its metrics
-
-
-@dataclass
-class Line:
-    received: float  # time.time() when the test read the line
-    record: dict[str, Any]
-
-    @property
-    def event(self) -> str:
-        return str(self.record.get("event"))
-
-    @property
-    def stamped(self) -> float:
-        """The daemon's own timestamp of the event (same clock: the guest's)."""
-        return datetime.fromisoformat(
-            str(self.record["timestamp"]).replace("Z", "+00:00")
-        ).timestamp()
-
-
-@dataclass
-class Daemon:
-    proc: subprocess.Popen[str]
-    lines: list[Line] = field(default_factory=list)
-    other: list[str] = field(default_factory=list)
-    lock: threading.Condition = field(default_factory=threading.Condition)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            t = time.time()
-            try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError:
-                self.other.append(raw.rstrip())
-                continue
-            with self.lock:
-                self.lines.append(Line(t, rec))
-                self.lock.notify_all()
-
-    def mark(self) -> int:
-        with self.lock:
-            return len(self.lines)
-
-    def wait(
-        self, pred: Callable[[Line], bool], since: int = 0, timeout: float = 30.0, what: str = ""
-    ) -> Line:
-        """The first log line from index `since` matching pred (bounded wait, no polling)."""
-        end = time.monotonic() + timeout
-        with self.lock:
-            while True:
-                for line in self.lines[since:]:
-                    if pred(line):
-                        return line
-                left = end - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None:
-                    tail = "\n".join(json.dumps(x.record) for x in self.lines[-15:])
-                    raise AssertionError(
-                        f"headsetd logged no {what or 'matching line'} within {timeout}s "
-                        f"(rc={self.proc.poll()}); last lines:\n{tail}\n"
-                        + "\n".join(self.other[-10:])
-                    )
-                self.lock.wait(left)
-
-    def events(self, name: str, since: int = 0) -> list[Line]:
-        with self.lock:
-            return [x for x in self.lines[since:] if x.event == name]
-
-
-def fetch() -> str:
-    with urllib.request.urlopen(f"http://{LISTEN}/metrics", timeout=10) as r:
-        return str(r.read().decode())
-
-
-def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """/metrics text as {(sample name, sorted labels): value}."""
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def is_event(name: str, dev: str) -> Callable[[Line], bool]:
-    """A predicate for daemon.wait: event `name` of device `dev`."""
-    return lambda x: x.event == name and x.record.get("device") == dev
-
-
-def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return parse(fetch())
-
-
-def metric(
-    m: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
-) -> float | None:
-    want = set(labels.items())
-    hits = [v for (n, lab), v in m.items() if n == name and want <= set(lab)]
-    return hits[0] if len(hits) == 1 else None if not hits else float("nan")
-
-
 @pytest.fixture(scope="module")
 def plugged_before_start(all_plugged: Plugged) -> Plugged:
     """All fixtures are plugged before the daemon starts: its initial scan must find them."""
     return all_plugged
-
-
-@pytest.fixture(scope="module")
-def list_started(plugged_before_start: Plugged) -> Iterator[tuple[subprocess.Popen[str], float]]:
-    """`headsetd list --json`, started before the daemon so that the two start up side by side
-    (each takes 20-30 s of Python start-up under TCG); both only read."""
-    proc = subprocess.Popen(
-        [*HEADSETD, "list", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    yield proc, time.monotonic()
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
-@pytest.fixture(scope="module")
-def daemon(
-    plugged_before_start: Plugged, list_started: tuple[subprocess.Popen[str], float]
-) -> Iterator[Daemon]:
-    t0 = time.monotonic()
-    proc = subprocess.Popen(
-        [*HEADSETD, "run", "--listen", LISTEN, "--log-format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-    )
-    d = Daemon(proc)
-    threading.Thread(target=d._read, daemon=True).start()
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"headsetd run exited with {proc.returncode}: {d.other[-20:]}")
-        try:
-            scrape()
-        except OSError:
-            return False
-        return True
-
-    gadget.wait_for(up, 120, "headsetd's /metrics", interval=0.2)
-    measure("headsetd_start_to_metrics_s", value=round(time.monotonic() - t0, 2))
-    yield d
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -210,24 +49,25 @@ def daemon(
 
 @pytest.fixture(scope="module")
 def listed(
-    plugged_before_start: Plugged, list_started: tuple[subprocess.Popen[str], float]
+    plugged_before_start: Plugged, list_at_start: tuple[subprocess.Popen[str], float]
 ) -> list[dict[str, Any]]:
-    proc, t0 = list_started
-    out, err = proc.communicate(timeout=300)
+    proc, t0 = list_at_start
+    rows = list_rows(proc)
     measure(
         "headsetd_list_s",
         value=round(time.monotonic() - t0, 2),
         devices=len(plugged_before_start.gadgets),
         note="side by side with the daemon's start-up",
     )
-    assert proc.returncode == 0, err
-    return list(json.loads(out))
+    return rows
 
 
 def test_list_finds_exactly_the_telephony_fixtures(
     plugged_before_start: Plugged, daemon: Daemon, listed: list[dict[str, Any]]
 ) -> None:
-    """`headsetd list --json` (run while the daemon starts: see list_started)."""
+    """`headsetd list --json` (run while the daemon starts: see conftest's list_at_start).
+    Each fixture is its own USB device with one HID interface and no audio function: tracked
+    through call control alone, of kind `other` (call buttons without audio over USB)."""
     p = plugged_before_start
     want = {device_id(g): s for s, g in p.gadgets.items() if p.fixtures[s].telephony}
     got = {row["device"]: row for row in listed}
@@ -237,7 +77,16 @@ def test_list_finds_exactly_the_telephony_fixtures(
     )
     for dev, stem in want.items():
         g, row = p.gadgets[stem], got[dev]
-        assert row["path"] in g.hidraw_nodes(), (stem, row)
+        assert row["hidraw"] == g.hidraw_nodes(), (stem, row)
+        assert row["read"] == g.hidraw_nodes(), (stem, row)
+        assert row["sound"] == [], (stem, row)
+        assert (row["kind"], row["call_control"], row["has_microphone"], row["has_speaker"]) == (
+            "other",
+            True,
+            False,
+            False,
+        ), (stem, row)
+        assert (row["readable"], row["approved"]) == (True, None), (stem, row)
         assert (row["vendor_id"], row["product_id"]) == (
             f"{g.vendor_id:04x}",
             f"{g.product_id:04x}",
@@ -279,6 +128,9 @@ def test_run_connects_exactly_the_telephony_fixtures(
                 manufacturer=g.manufacturer,
                 product=g.product,
                 serial=g.serial or "",
+                kind="other",
+                call_control="true",
+                has_microphone="false",
             )
             == 1
         ), dev
@@ -330,13 +182,8 @@ def call_headsets(
         fx = hidreport.load_fixture(hidreport.FIXTURES_DIR / f"{stem}.hid")
         g = gadget.Gadget.from_fixture(fx, serial_for(fx) + "C", name=f"call{i}").create()
         out[stem] = (g, hidreport.ReportBuilder(fx.parsed()))
+    gadget.plug_all([g for g, _ in out.values()])
     for g, _ in out.values():
-        g.plug_nowait(gadget.free_udcs()[0])
-    for g, _ in out.values():
-        g.wait_plugged(60)
-    gadget.udev_settle(60)
-    for g, _ in out.values():
-        g._open()
         daemon.wait(
             is_event("device_connected", device_id(g)),
             since=since,

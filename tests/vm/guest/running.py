@@ -1,0 +1,329 @@
+"""The real headsetd, as the guest tests run and observe it: its process, log lines and /metrics.
+
+Owns: starting `headsetd run` (the repo's, with this Python) with JSON logs on a fixed loopback
+port and `headsetd list --json`; collecting the daemon's log lines as they come (with the time
+the test read each one); bounded waits for a line; /metrics fetched and parsed into samples; the
+`device` id the contract promises for a gadget; and what the kernel says the daemon holds open
+(its fd table) and how often its threads were switched out (its wake-ups).
+
+Never: reaches into headsetd's modules (only its command line, its log lines, /metrics and
+/proc), or waits blindly: every wait is on a condition, with a deadline.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import gadget
+from prometheus_client.parser import text_string_to_metric_families
+
+HEADSETD = [sys.executable, "-m", "headsetd"]
+LISTEN = "127.0.0.1:9477"
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def device_id(g: gadget.Gadget) -> str:
+    """The id the contract promises for a gadget: vid:pid:serial, or vid:pid@port."""
+    ids = f"{g.vendor_id:04x}:{g.product_id:04x}"
+    return f"{ids}:{g.serial}" if g.serial else f"{ids}@{g.port_path}"
+
+
+@dataclass
+class Line:
+    received: float  # time.time() when the test read the line
+    record: dict[str, Any]
+
+    @property
+    def event(self) -> str:
+        return str(self.record.get("event"))
+
+    @property
+    def stamped(self) -> float:
+        """The daemon's own timestamp of the event (same clock: the guest's)."""
+        return datetime.fromisoformat(
+            str(self.record["timestamp"]).replace("Z", "+00:00")
+        ).timestamp()
+
+
+@dataclass
+class Daemon:
+    """A running `headsetd run` and every log line it wrote so far."""
+
+    proc: subprocess.Popen[str]
+    lines: list[Line] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+    lock: threading.Condition = field(default_factory=threading.Condition)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            t = time.time()
+            try:
+                rec = json.loads(raw)
+            except json.JSONDecodeError:
+                self.other.append(raw.rstrip())
+                continue
+            with self.lock:
+                self.lines.append(Line(t, rec))
+                self.lock.notify_all()
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.lines)
+
+    def wait(
+        self, pred: Callable[[Line], bool], since: int = 0, timeout: float = 30.0, what: str = ""
+    ) -> Line:
+        """The first log line from index `since` matching pred (bounded wait, no polling)."""
+        end = time.monotonic() + timeout
+        with self.lock:
+            while True:
+                for line in self.lines[since:]:
+                    if pred(line):
+                        return line
+                left = end - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    tail = "\n".join(json.dumps(x.record) for x in self.lines[-15:])
+                    raise AssertionError(
+                        f"headsetd logged no {what or 'matching line'} within {timeout}s "
+                        f"(rc={self.proc.poll()}); last lines:\n{tail}\n"
+                        + "\n".join(self.other[-10:])
+                    )
+                self.lock.wait(left)
+
+    def events(self, name: str, since: int = 0) -> list[Line]:
+        with self.lock:
+            return [x for x in self.lines[since:] if x.event == name]
+
+    def device_events(self, name: str, dev: str, since: int = 0) -> list[Line]:
+        return [x for x in self.events(name, since) if x.record.get("device") == dev]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_daemon() -> Daemon:
+    """`headsetd run`, JSON logs read by a thread; returns once /metrics answers."""
+    proc = subprocess.Popen(
+        [*HEADSETD, "run", "--listen", LISTEN, "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    d = Daemon(proc)
+    threading.Thread(target=d._read, daemon=True).start()
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"headsetd run exited with {proc.returncode}: {d.other[-20:]}")
+        try:
+            fetch()
+        except OSError:
+            return False
+        return True
+
+    gadget.wait_for(up, 120, "headsetd's /metrics", interval=0.2)
+    return d
+
+
+def start_list() -> subprocess.Popen[str]:
+    """`headsetd list --json`, started now, collected later (Python start-up under TCG takes
+    many seconds: start it beside other work)."""
+    return subprocess.Popen(
+        [*HEADSETD, "list", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def list_rows(proc: subprocess.Popen[str], timeout: float = 300) -> list[dict[str, Any]]:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return list(json.loads(out))
+
+
+def is_event(name: str, dev: str) -> Callable[[Line], bool]:
+    """A predicate for Daemon.wait: event `name` of device `dev`."""
+    return lambda x: x.event == name and x.record.get("device") == dev
+
+
+def fetch() -> str:
+    with urllib.request.urlopen(f"http://{LISTEN}/metrics", timeout=10) as r:
+        return str(r.read().decode())
+
+
+def parse(text: str) -> Samples:
+    """/metrics text as {(sample name, sorted labels): value}."""
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def scrape() -> Samples:
+    return parse(fetch())
+
+
+def metric(m: Samples, name: str, **labels: str) -> float | None:
+    """The one sample of `name` whose labels include `labels`; None if none, NaN if several."""
+    want = set(labels.items())
+    hits = [v for (n, lab), v in m.items() if n == name and want <= set(lab)]
+    return hits[0] if len(hits) == 1 else None if not hits else float("nan")
+
+
+def samples(m: Samples, name: str, **labels: str) -> list[dict[str, str]]:
+    """The label sets of every sample of `name` whose labels include `labels`."""
+    want = set(labels.items())
+    return [dict(lab) for (n, lab), _ in m.items() if n == name and want <= set(lab)]
+
+
+def open_files(pid: int) -> set[str]:
+    """What process `pid` holds open now: the targets of its /proc/<pid>/fd links (a file that
+    closes while the table is read is skipped)."""
+    out = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in os.listdir(fd_dir):
+        try:
+            out.add(os.readlink(fd_dir / fd))
+        except FileNotFoundError:
+            continue
+    return out
+
+
+def context_switches(pid: int) -> dict[str, int]:
+    """Voluntary + involuntary context switches of each thread of `pid`, by "tid name": a
+    thread that sleeps in a wait and is woken counts one voluntary switch per wake-up."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except FileNotFoundError:
+            continue  # the thread ended while the table was read
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        total = int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
+        out[f"{task.name} {fields['Name'].strip()}"] = total
+    return out
+
+
+class FdSampler:
+    """Samples the fd table of process `pid` every `interval` s on a thread, and keeps every
+    target it saw with the first and last time it was seen. A sample is a snapshot: an fd held
+    for less than `interval` can slip between two (NodeOpens sees every open, by anyone)."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.samples = 0
+        self.seen: dict[str, tuple[float, float]] = {}  # target -> (first, last) time.time()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        # the sampling is the measurement: this loop is the thing being timed, not a wait
+        while not self._stop.wait(self.interval):
+            t = time.time()
+            for target in open_files(self.pid):
+                first, _ = self.seen.get(target, (t, t))
+                self.seen[target] = (first, t)
+            self.samples += 1
+
+    def held_since(self, target: str, t: float) -> bool:
+        """Was `target` in the table in any sample taken at or after time.time() `t`?"""
+        return target in self.seen and self.seen[target][1] >= t
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+IN_OPEN = 0x00000020
+IN_Q_OVERFLOW = 0x00004000
+_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then the name
+
+
+class NodeOpens:
+    """Every open of a file in `directory` (default /dev) from now on, by any process: inotify
+    on the directory reports IN_OPEN for each of its children with the child's name, whoever
+    opens it and however briefly. (O_PATH handles, which allow no I/O, are not reported.)"""
+
+    def __init__(self, directory: str = "/dev") -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        if self._libc.inotify_add_watch(fd, directory.encode(), IN_OPEN) < 0:
+            os.close(fd)
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch {directory}")
+        self._fd = fd
+        self.directory = directory
+        self.overflowed = False
+        self._opens: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            ready, _, _ = select.select([self._fd, self._wake_r], [], [])
+            if self._wake_r in ready:
+                return
+            try:
+                buf = os.read(self._fd, 65536)
+            except BlockingIOError:
+                continue
+            t = time.time()
+            i = 0
+            while i + _EVENT.size <= len(buf):
+                _, mask, _, n = _EVENT.unpack_from(buf, i)
+                name = buf[i + _EVENT.size : i + _EVENT.size + n].rstrip(b"\0").decode()
+                i += _EVENT.size + n
+                with self._lock:
+                    if mask & IN_Q_OVERFLOW:
+                        self.overflowed = True
+                    elif mask & IN_OPEN:
+                        self._opens.append((t, f"{self.directory}/{name}"))
+
+    def opens(self, path: str, since: float = 0.0) -> list[float]:
+        """When `path` was opened, at or after time.time() `since`."""
+        with self._lock:
+            return [t for t, p in self._opens if p == path and t >= since]
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        os.write(self._wake_w, b"x")
+        self._thread.join(5)
+        for fd in (self._fd, self._wake_r, self._wake_w):
+            os.close(fd)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) process `pid` has used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; field 3 is fields[0]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
