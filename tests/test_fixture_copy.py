@@ -54,3 +54,40 @@ def test_fixture_keeps_its_source_header(path: Path) -> None:
     # The source line is followed by where the bytes came from (a URL or repository path).
     after = header[[h.startswith("# Source:") for h in header].index(True) :]
     assert any("http" in line or "repo " in line for line in after), path.name
+
+
+# tests/fixtures/pulse: real audio-server dumps, copied from ../shared/fixtures/pulse the same
+# way (README.md included); each dump's first line says where it comes from.
+PULSE_COPY = REPO / "tests" / "fixtures" / "pulse"
+PULSE_SHARED = REPO.parent / "shared" / "fixtures" / "pulse"
+PULSE_FILES = sorted(p for p in PULSE_COPY.iterdir() if p.is_file())
+needs_pulse_shared = pytest.mark.skipif(
+    not PULSE_SHARED.is_dir(), reason=f"no shared fixtures at {PULSE_SHARED} (standalone clone)"
+)
+
+
+def test_the_pulse_copy_has_dumps() -> None:
+    assert any(p.suffix == ".txt" for p in PULSE_FILES), f"no dumps in {PULSE_COPY}"
+
+
+@needs_pulse_shared
+def test_every_shared_pulse_file_has_a_copy() -> None:
+    shared = {p.name for p in PULSE_SHARED.iterdir() if p.is_file()}
+    assert sorted(shared - {p.name for p in PULSE_FILES}) == []
+
+
+@needs_pulse_shared
+@pytest.mark.parametrize("path", PULSE_FILES, ids=lambda p: p.name)
+def test_pulse_copy_matches_shared_byte_for_byte(path: Path) -> None:
+    source = PULSE_SHARED / path.name
+    if source.is_file():  # a dump only the project has is allowed
+        assert path.read_bytes() == source.read_bytes(), f"{path} differs from {source}"
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in PULSE_FILES if p.suffix == ".txt"], ids=lambda p: p.name
+)
+def test_pulse_dump_names_its_source(path: Path) -> None:
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    assert first.startswith("# source: "), path.name
+    assert "http" in first, path.name
