@@ -141,9 +141,11 @@ class PulseServer:
         self._server = server
         self._link: PulseLink | None = None
         self._changed = False
+        self._stop_loop: type[Exception] = Exception  # pulsectl.PulseLoopStop, once imported
 
     def connect(self) -> str:
         link = PulseLink(CLIENT_NAME, self._server, self._waker)
+        self._stop_loop = link.pulsectl.PulseLoopStop
         try:
             link.pulse.event_mask_set(*EVENT_MASKS)
             link.pulse.event_callback_set(self._on_event)
@@ -157,7 +159,7 @@ class PulseServer:
     def _on_event(self, _event: Any) -> None:
         # libpulse's loop is running: only note it, and return to the watcher to query.
         self._changed = True
-        raise self._require().pulsectl.PulseLoopStop
+        raise self._stop_loop
 
     def _require(self) -> PulseLink:
         if self._link is None:

@@ -48,6 +48,8 @@ log = structlog.get_logger("headsetd.audio")
 # sink(device_id, events, now): a device's events; device_id None: the server connection's.
 AudioSink = Callable[[str | None, Sequence[AudioEvent | ServerEvent], float], None]
 ServerFactory = Callable[[Waker], AudioServer]
+# Peaks are stepped in batches: the counters they feed are scraped every 15 s or more.
+PEAK_BATCH_SECONDS = 1.0
 MeterFactory = Callable[[Callable[[str], None]], LevelMeter]
 
 
@@ -124,11 +126,15 @@ class AudioWatcher:
             self._errors[kind] = self._errors.get(kind, 0) + 1
 
     def _on_level(self, device_id: str, dbfs: float) -> None:
-        """The meter thread's level callback (bound per device): queue it, wake the thread."""
+        """The meter thread's level callback (bound per device): queue it, and wake the audio
+        thread once the oldest queued peak is PEAK_BATCH_SECONDS old (ten wake-ups a second
+        per metered headset cost more than the metering; a server event still wakes the
+        thread at once, and it steps the queued peaks before the server's change)."""
+        now = self._clock.now()
         with self._lock:
-            first = not self._peaks
-            self._peaks.append((device_id, dbfs, self._clock.now()))
-        if first:
+            self._peaks.append((device_id, dbfs, now))
+            due = now - self._peaks[0][2] >= PEAK_BATCH_SECONDS
+        if due:
             self._waker.wake()
 
     # --- the audio thread ---

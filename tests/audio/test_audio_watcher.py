@@ -32,7 +32,7 @@ from headsetd.audio.model import (
     SourceOutput,
 )
 from headsetd.audio.watcher import AudioWatcher
-from headsetd.clock import MonotonicClock
+from headsetd.clock import ManualClock, MonotonicClock
 from tests.audio.pactl_text import DUMPS, load
 
 BLACKWIRE = next(p for p in DUMPS if "blackwire" in p.name)
@@ -49,6 +49,9 @@ TARGET = AudioTarget(
 SOFTPHONE = SourceOutput(
     40, 5, client=12, program=Program("Softphone", "phone", "softphone")
 )  # on source #5, the headset mic
+
+
+CLOCK = ManualClock()  # moved by the tests that need it; the watcher's waits are poll()s
 
 
 class World:
@@ -177,7 +180,7 @@ def rig() -> Iterator[tuple[AudioWatcher, World, FakeMeter, Sink]]:
     sink = Sink()
     watcher = AudioWatcher(
         AudioConfig(),
-        MonotonicClock(),
+        CLOCK,
         sink,
         server_factory=world.connect,
         meter_factory=make_meter,
@@ -227,9 +230,21 @@ def test_a_call_is_metered_and_its_levels_reach_the_sink(
     assert (request.source, request.channel_map) == (MIC_NAME, ("front-left", "front-right"))
     in_use = sink.of(MicInUseChanged)
     assert [e for _, e in in_use] == [MicInUseChanged(True, (SOFTPHONE.program,))]
+    # Peaks are stepped in batches: the meter's callback wakes the audio thread once the
+    # oldest queued peak is a second old.
+    CLOCK.t = 100.0
     request.on_level(-23.5)
-    wait_for(lambda: sink.of(MicLevelMeasured), "the level")
-    assert sink.of(MicLevelMeasured) == [(TARGET.device_id, MicLevelMeasured(-23.5, "speech", 0.1))]
+    CLOCK.t = 100.5
+    request.on_level(-61.0)
+    assert sink.of(MicLevelMeasured) == []
+    CLOCK.t = 101.0
+    request.on_level(-45.0)
+    wait_for(lambda: len(sink.of(MicLevelMeasured)) == 3, "the levels")
+    assert [e for _, e in sink.of(MicLevelMeasured)] == [
+        MicLevelMeasured(-23.5, "speech", 0.1),
+        MicLevelMeasured(-61.0, "silent", 0.5),
+        MicLevelMeasured(-45.0, "quiet", 0.5),
+    ]
     world.change(source_outputs=())
     wait_for(lambda: not meter.wanted, "the meter closed")
     assert [e for _, e in sink.of(MicInUseChanged)][-1] == MicInUseChanged(False)
