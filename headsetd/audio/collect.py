@@ -257,6 +257,9 @@ def render_audio(snapshot: AudioSnapshot) -> Iterator[Metric]:
             for bound, count in zip((*PEAK_BUCKETS, math.inf), t.peak_counts, strict=True):
                 cumulative += count
                 buckets.append(("+Inf" if bound == math.inf else f"{bound:g}", cumulative))
+            # With negative buckets prometheus_client leaves out _sum and _count: OpenMetrics
+            # forbids a _sum that can fall, and a _count without a _sum. A strict parser
+            # rejects the whole scrape otherwise. The +Inf bucket is the count.
             peaks.add_metric([d], buckets, t.peak_sum)
             for level in LEVELS:
                 levels.add_metric([d, level], t.level_seconds.get(level, 0.0))

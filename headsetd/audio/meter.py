@@ -179,10 +179,11 @@ class _Stream:
                 for start in range(0, count, channels):
                     peak = max(abs(x) for x in windows[start : start + channels])
                     self.request.on_level(peak_dbfs(peak))
-        except Exception:
+        except Exception:  # a bug must not escape into libpulse's dispatch
             log.exception("audio_meter_callback_failed", source=self.request.source)
         finally:
-            self._lib.c.pa.stream_drop(stream)
+            with contextlib.suppress(self._lib.c.pa.CallError):
+                self._lib.c.pa.stream_drop(stream)
 
     def _on_state(self, stream: Any, _userdata: Any) -> None:
         if self._lib.get_state(stream) in (_PA_STREAM_FAILED, _PA_STREAM_TERMINATED):

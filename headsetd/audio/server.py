@@ -69,33 +69,31 @@ def _index(value: Any) -> int | None:
     return None if value is None or int(value) == PA_INVALID_INDEX else int(value)
 
 
+def _device_fields(info: Any) -> dict[str, Any]:
+    """What sources and sinks share: identity, mute, volumes, card, device facts."""
+    return {
+        "index": int(info.index),
+        "name": str(info.name),
+        "description": str(info.description or ""),
+        "muted": bool(info.mute),
+        "volumes": tuple(float(v) for v in info.volume.values),
+        "base_volume": float(info.base_volume),
+        "card": _index(info.card),
+        "device": DeviceProps.from_proplist(_props(info)),
+    }
+
+
 def source_record(info: Any) -> Source:
-    props = _props(info)
+    monitor = _index(info.monitor_of_sink) is not None
     return Source(
-        index=int(info.index),
-        name=str(info.name),
-        description=str(info.description or ""),
-        muted=bool(info.mute),
-        volumes=tuple(float(v) for v in info.volume.values),
-        base_volume=float(info.base_volume),
+        **_device_fields(info),
         channel_map=tuple(str(ch) for ch in info.channel_list),
-        card=_index(info.card),
-        monitor=_index(info.monitor_of_sink) is not None or props.get("device.class") == "monitor",
-        device=DeviceProps.from_proplist(props),
+        monitor=monitor or _props(info).get("device.class") == "monitor",
     )
 
 
 def sink_record(info: Any) -> Sink:
-    return Sink(
-        index=int(info.index),
-        name=str(info.name),
-        description=str(info.description or ""),
-        muted=bool(info.mute),
-        volumes=tuple(float(v) for v in info.volume.values),
-        base_volume=float(info.base_volume),
-        card=_index(info.card),
-        device=DeviceProps.from_proplist(_props(info)),
-    )
+    return Sink(**_device_fields(info))
 
 
 def output_record(info: Any) -> SourceOutput:

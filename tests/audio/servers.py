@@ -31,9 +31,16 @@ CHUNK_FRAMES = RATE // 20  # 50 ms per write
 _PERIOD = [math.sin(2 * math.pi * i / 48) for i in range(48)]
 TOOLS = {
     "pulseaudio": ("pulseaudio", "pactl", "pacat", "parec"),
-    "pipewire": ("pipewire", "wireplumber", "pipewire-pulse", "dbus-run-session", "pactl",
-                 "pacat", "parec"),
-}  # fmt: skip
+    "pipewire": (
+        "pipewire",
+        "wireplumber",
+        "pipewire-pulse",
+        "dbus-run-session",
+        "pactl",
+        "pacat",
+        "parec",
+    ),
+}
 # pipewire first; wireplumber and pipewire-pulse once its socket is there (bounded wait).
 _PIPEWIRE_SCRIPT = """
 pipewire &
@@ -88,10 +95,16 @@ class Server:
             d.chmod(0o700)
         if self.kind == "pulseaudio":
             command = [
-                "pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit",
-                "--use-pid-file=no", "--load=module-native-protocol-unix",
-                "--log-target=stderr", "--log-level=error",
-            ]  # fmt: skip
+                "pulseaudio",
+                "-n",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--disallow-exit",
+                "--use-pid-file=no",
+                "--load=module-native-protocol-unix",
+                "--log-target=stderr",
+                "--log-level=error",
+            ]
         else:
             command = ["dbus-run-session", "--", "sh", "-c", _PIPEWIRE_SCRIPT]
         with self.log.open("ab") as log:
@@ -133,9 +146,13 @@ class Server:
         self.run("load-module", "module-null-sink", f"sink_name={sink}", f"channels={channels}")
         proplist = " ".join(f'{k}="{v}"' for k, v in props.items())
         self.run(
-            "load-module", "module-remap-source", f"master={sink}.monitor", f"source_name={name}",
-            f"channels={channels}", f"source_properties='{proplist}'",
-        )  # fmt: skip
+            "load-module",
+            "module-remap-source",
+            f"master={sink}.monitor",
+            f"source_name={name}",
+            f"channels={channels}",
+            f"source_properties='{proplist}'",
+        )
         wait_until(lambda: name in self.run("list", "short", "sources").stdout, name, 10)
         return sink
 
@@ -148,10 +165,19 @@ class Tone:
         self.level = level
         self.left_only = left_only
         self._proc = subprocess.Popen(
-            ["pacat", "--playback", f"--device={sink}", "--raw", "--format=float32le",
-             f"--rate={RATE}", "--channels=2", "--latency-msec=40"],
-            stdin=subprocess.PIPE, env=server.env,
-        )  # fmt: skip
+            [
+                "pacat",
+                "--playback",
+                f"--device={sink}",
+                "--raw",
+                "--format=float32le",
+                f"--rate={RATE}",
+                "--channels=2",
+                "--latency-msec=40",
+            ],
+            stdin=subprocess.PIPE,
+            env=server.env,
+        )
         self._running = True
         self._thread = threading.Thread(target=self._write, daemon=True)
         self._thread.start()
@@ -187,10 +213,17 @@ class Softphone:
 
     def __init__(self, server: Server, source: str) -> None:
         self._proc = subprocess.Popen(
-            ["parec", f"--device={source}", "--raw", "--latency-msec=20",
-             "--property=media.role=phone", "--property=application.name=Softphone"],
-            stdout=subprocess.DEVNULL, env=server.env,
-        )  # fmt: skip
+            [
+                "parec",
+                f"--device={source}",
+                "--raw",
+                "--latency-msec=20",
+                "--property=media.role=phone",
+                "--property=application.name=Softphone",
+            ],
+            stdout=subprocess.DEVNULL,
+            env=server.env,
+        )
 
     def stop(self) -> None:
         self._proc.terminate()

@@ -204,8 +204,12 @@ def test_levels_classes_and_the_meter_stream(server: Server, watch: typing.Any) 
             assert isinstance(streams, list)
             assert len(streams) == len(meter_streams(server)) == 1
             assert streams[0].proplist.get("application.name") == METER_APPLICATION_NAME
-            for level, klass in ((-10.0, "speech"), (-35.0, "low"), (-50.0, "quiet"),
-                                 (None, "silent")):  # fmt: skip
+            for level, klass in (
+                (-10.0, "speech"),
+                (-35.0, "low"),
+                (-50.0, "quiet"),
+                (None, "silent"),
+            ):
                 tone.level = level
                 window = settled_levels(rec, hs.device_id, -120.0 if level is None else level)
                 assert {e.level for e in window} == {klass}
@@ -226,8 +230,11 @@ def test_levels_classes_and_the_meter_stream(server: Server, watch: typing.Any) 
     with rec.lock:
         tally = rec.tallies[hs.device_id]
     assert {k for k, v in tally.level_seconds.items() if v > 0} == {
-        "speech", "low", "quiet", "silent",
-    }  # fmt: skip
+        "speech",
+        "low",
+        "quiet",
+        "silent",
+    }
     assert tally.in_use_seconds > 0
     snapshot = AudioSnapshot(0.0, AudioStatus(True), ((hs.device_id, tally),))
     families = {m.name: m for m in render_audio(snapshot)}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
+from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from headsetd.audio.collect import (
     AudioSnapshot,
@@ -340,7 +342,12 @@ def scenario() -> dict[str, AudioTally]:
     return tallies
 
 
-def render(tallies: dict[str, AudioTally], now: float, status: AudioStatus) -> bytes:
+def render(
+    tallies: dict[str, AudioTally],
+    now: float,
+    status: AudioStatus,
+    exposition: Callable[[CollectorRegistry], bytes] = generate_latest,
+) -> bytes:
     snapshot = AudioSnapshot(now, status, tuple(sorted(tallies.items())))
 
     class Collector:
@@ -352,7 +359,7 @@ def render(tallies: dict[str, AudioTally], now: float, status: AudioStatus) -> b
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector())
-    return generate_latest(registry)
+    return exposition(registry)
 
 
 def test_tally_seconds_and_histogram() -> None:
@@ -375,6 +382,16 @@ def test_rendered_audio_matches_golden_exposition() -> None:
     if os.environ.get("HEADSETD_UPDATE_GOLDEN") == "1":
         AUDIO_GOLDEN.write_bytes(text)
     assert text.decode() == AUDIO_GOLDEN.read_text()
+
+
+def test_the_exposition_is_valid_openmetrics() -> None:
+    """Prometheus asks for OpenMetrics first: a strict parser must accept the audio families
+    (a histogram with negative buckets may carry no _sum, and so no _count)."""
+    text = render(scenario(), 100.0, AudioStatus(True), openmetrics.generate_latest).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    peaks = families["headsetd_mic_peak_dbfs"]
+    inf = [s for s in peaks.samples if s.labels.get("le") == "+Inf"]
+    assert [s.value for s in inf] == [0.0, 100.0]
 
 
 def test_gauges_are_absent_while_unknown() -> None:
