@@ -150,37 +150,41 @@ class AudioWatcher:
     def _run(self) -> None:
         backoff = Backoff()
         while not self._stopped():
-            server = self._server_factory(self._waker)
             try:
-                name = server.connect()
-            except AudioServerError as exc:
-                log.debug("audio_server_unreachable", reason=str(exc))
-                self._take_inbox()
-                self._refresh(force=False)  # targets still come and go: hook states, unplugs
-                self._waker.wait(backoff.next())
-                continue
-            backoff.reset()
-            self._set_up(True)
-            self._sink(None, [AudioServerConnected(name)], self._clock.now())
-            reason = "stopped"
-            try:
-                self._serve(server)
-            except AudioServerError as exc:
-                reason = str(exc)
-                self._count_error(exc.kind)
-            except Exception as exc:  # a bug: counted and logged, then a fresh connection
-                reason = f"internal error: {exc}"
+                self._connection(backoff)
+            except Exception:  # a bug: counted and logged, then a fresh connection
                 self._count_error("internal")
                 log.exception("audio_watcher_failed")
                 self._waker.wait(backoff.next())
-            finally:
-                server.close()
-                self._set_up(False)
+
+    def _connection(self, backoff: Backoff) -> None:
+        """One connection: made, served until it is lost or the watcher stops, and closed."""
+        server = self._server_factory(self._waker)
+        try:
+            name = server.connect()
+        except AudioServerError as exc:
+            log.debug("audio_server_unreachable", reason=str(exc))
+            self._take_inbox()
+            self._refresh(force=False)  # targets still come and go: hook states, unplugs
+            self._waker.wait(backoff.next())
+            return
+        backoff.reset()
+        self._set_up(True)
+        reason = "stopped"
+        try:
+            self._sink(None, [AudioServerConnected(name)], self._clock.now())
+            self._serve(server)
+        except AudioServerError as exc:
+            reason = str(exc)
+            self._count_error(exc.kind)
+        finally:
+            server.close()
+            self._set_up(False)
             self._server_state = None
             self._meter.set_streams({})
-            if not self._stopped():
-                self._sink(None, [AudioServerLost(reason)], self._clock.now())
-                self._refresh(force=True)
+        if not self._stopped():
+            self._sink(None, [AudioServerLost(reason)], self._clock.now())
+            self._refresh(force=True)
 
     def _serve(self, server: AudioServer) -> None:
         changed = True
@@ -228,6 +232,7 @@ class AudioWatcher:
     def _step(self, device_id: str, observation: DeviceView | Peak, now: float) -> None:
         state = self._states.get(device_id, AudioState())
         state, events = audio_step(state, observation, now, self._config)
-        self._states[device_id] = state
         if events:
             self._sink(device_id, events, now)
+        # Only once the sink has them: after a failure the next view tells them again.
+        self._states[device_id] = state

@@ -301,3 +301,31 @@ def test_stop_is_prompt_connected_or_not() -> None:
         watcher.stop()
         assert time.monotonic() - start < 0.1
         assert not watcher._thread.is_alive()
+
+
+def test_a_bug_is_counted_and_the_watcher_goes_on() -> None:
+    """An exception the audio thread does not expect (here from the sink) is counted as
+    `internal`, logged, and the thread connects afresh instead of dying."""
+    world = World(load(BLACKWIRE)[1])
+    sink = Sink()
+    failures = [RuntimeError("a bug")]
+
+    def flaky(
+        device_id: str | None, events: Sequence[AudioEvent | ServerEvent], now: float
+    ) -> None:
+        if device_id is not None and failures:
+            raise failures.pop()
+        sink(device_id, events, now)
+
+    watcher = AudioWatcher(
+        AudioConfig(), CLOCK, flaky, server_factory=world.connect, meter_factory=FakeMeter
+    )
+    watcher.set_targets([TARGET])
+    watcher.start()
+    try:
+        wait_for(lambda: sink.of(MicVolumeChanged), "the mic after the bug")
+        assert watcher.status().errors == {"internal": 1}
+        assert len(sink.of(AudioServerConnected)) == 2
+        assert watcher._thread.is_alive()
+    finally:
+        watcher.stop()
