@@ -351,8 +351,11 @@ def test_server_killed_and_restarted_mid_call(server: Server, tmp_path: Path) ->
         tone.stop()
         wait_until(lambda: rec.of(AudioServerLost), "the loss", 10)
         assert not watcher.status().server_up
-        mine = list(rec.of(object, hs.device_id))
-        assert MicInUseChanged(False) in mine
+        wait_until(
+            lambda: MicInUseChanged(False) in rec.of(MicInUseChanged, hs.device_id),
+            "the call's end told",
+            10,
+        )
         restarted = time.monotonic()
         own.start()
         sink = own.headset("hs5", usb_props(own.kind, 0x0B0E, 0x2453, "5", "SN5"))

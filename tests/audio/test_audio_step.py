@@ -149,7 +149,7 @@ def test_silence_is_debounced_and_ends_on_sound() -> None:
     assert kinds(events) == ["mic_silent_started"]
     _, events = run([(31.2, Peak(-45.0))], state=state)
     assert [e for _, e in events if isinstance(e, MicSilentEnded)] == [
-        MicSilentEnded(pytest.approx(30.1), "sound")  # type: ignore[arg-type]
+        MicSilentEnded(pytest.approx(30.1), "sound")
     ]
 
 

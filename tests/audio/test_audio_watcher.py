@@ -68,7 +68,7 @@ class World:
 
     def change(self, **fields: object) -> None:
         with self.lock:
-            self.state = replace(self.state, **fields)  # type: ignore[arg-type]
+            self.state = replace(self.state, **fields)
             self.generation += 1
             servers = list(self.servers)
         for server in servers:
@@ -259,6 +259,9 @@ def test_server_lost_and_back(rig: tuple[AudioWatcher, World, FakeMeter, Sink]) 
     assert not watcher.status().server_up
     assert watcher.status().errors == {"connection_lost": 1}
     assert meter.wanted == {}
+    # The devices hear of it right after the loss is reported.
+    gone = (TARGET.device_id, AudioFunctionsChanged(None, None))
+    wait_for(lambda: gone in sink.of(AudioFunctionsChanged), "the mic gone")
     mine = [e for d, e in sink.events if d == TARGET.device_id]
     assert mine[-2:] == [MicInUseChanged(False), AudioFunctionsChanged(None, None)]
     with world.lock:
@@ -294,7 +297,7 @@ def test_stop_is_prompt_connected_or_not() -> None:
         )
         watcher.start()
         if up:
-            wait_for(lambda w=watcher: w.status().server_up, "connected")  # type: ignore[misc]
+            wait_for(lambda w=watcher: w.status().server_up, "connected")
         else:
             wait_for(lambda: world.attempts, "a connection attempt")
         start = time.monotonic()
