@@ -53,6 +53,11 @@ event), applies `tally_audio(tally, event, now)` to each event, and logs each ev
 `render_audio(AudioSnapshot(now, watcher.status(), tuple(sorted(tallies.items()))))` beside
 the HID families, and nothing of it when audio is disabled.
 
+Labels: `device` (a target's id, or `card:<card name without alsa_card.>` for an onboard card's
+jacks), `level` (silent, quiet, low, speech), `port` (the server's port name, e.g.
+analog-output-headphones: not localised), `kind` (connection_lost, query_failed, meter_failed,
+internal). No program, source or card string is ever a label.
+
 Log events: audio_server_connected (server), audio_server_lost (reason),
 audio_functions_changed (mic, speaker: the matched source and sink), mic_muted_changed
 (muted), mic_volume_changed (ratio, db, base_db), speaker_muted_changed, speaker_volume_changed,
