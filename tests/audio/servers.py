@@ -33,6 +33,7 @@ TOOLS = {
     "pulseaudio": ("pulseaudio", "pactl", "pacat", "parec"),
     "pipewire": (
         "pipewire",
+        "pw-cli",
         "wireplumber",
         "pipewire-pulse",
         "dbus-run-session",
@@ -41,11 +42,13 @@ TOOLS = {
         "parec",
     ),
 }
-# pipewire first; wireplumber and pipewire-pulse once its socket is there (bounded wait).
+# pipewire first; wireplumber and pipewire-pulse once it answers (bounded wait). Not "once its
+# socket exists": a killed instance leaves its socket behind, and a wireplumber started before
+# the new pipewire listens gives up, so nothing links streams (softphones record nothing).
 _PIPEWIRE_SCRIPT = """
 pipewire &
 i=0
-while [ ! -S "$XDG_RUNTIME_DIR/pipewire-0" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+until pw-cli info 0 >/dev/null 2>&1 || [ $i -ge 200 ]; do sleep 0.05; i=$((i+1)); done
 wireplumber &
 pipewire-pulse &
 wait
@@ -126,6 +129,15 @@ class Server:
         return subprocess.run(
             ["pactl", *args], env=self.env, capture_output=True, text=True, check=check, timeout=10
         )
+
+    def describe(self) -> str:
+        """What the server lists now, and its log's tail (for a failing test's message)."""
+        lists = [
+            f"{what}:\n{self.run('list', 'short', what, check=False).stdout}"
+            for what in ("sources", "source-outputs", "sink-inputs", "clients")
+        ]
+        tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+        return "\n".join(lists) + f"\nlog tail:\n{tail}"
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """End the server's whole process group (started by us, ended by its id)."""
@@ -228,6 +240,9 @@ class Softphone:
     def stop(self) -> None:
         self._proc.terminate()
         self._proc.wait(10)
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None
 
 
 def usb_props(kind: str, vid: int, pid: int, port: str, serial: str) -> dict[str, str]:

@@ -362,7 +362,15 @@ def test_server_killed_and_restarted_mid_call(server: Server, tmp_path: Path) ->
         tone, phone = Tone(own, sink, -20.0), Softphone(own, "hs5")
         try:
             wait_until(lambda: len(rec.of(AudioServerConnected)) == 2, "reconnected", 15)
-            settled_levels(rec, hs.device_id, -20.0, timeout=20)
+            try:
+                settled_levels(rec, hs.device_id, -20.0, timeout=20)
+            except BaseException as exc:
+                with rec.lock:
+                    mine = [e for d, e, _ in rec.events if d == hs.device_id][-8:]
+                raise AssertionError(
+                    f"{exc}\nsoftphone alive: {phone.alive()}; last events: {mine}\n"
+                    f"{own.describe()}"
+                ) from exc
             back = time.monotonic() - restarted
         finally:
             phone.stop()
