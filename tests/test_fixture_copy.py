@@ -1,5 +1,5 @@
-"""tests/fixtures/{hid,usb} are copies of the shared fixtures (../shared/fixtures/{hid,usb} next to
-the repo), so that a standalone clone still has them. A copy must not drift from its source, and
+"""tests/fixtures/{hid,usb,pulse} are copies of the shared fixtures (../shared/fixtures/... next
+to the repo), so that a standalone clone still has them. A copy must not drift from its source, and
 every published dump keeps the header that says where its bytes came from.
 
 Data-driven: a file added to a shared folder is checked with no code change; a folder is one row
@@ -23,6 +23,7 @@ SHARED = REPO.parent / "shared" / "fixtures"
 FOLDERS: dict[str, tuple[str, ...]] = {
     "hid": ("*.hid",),
     "usb": ("*.lsusb.txt", "*.desc.hex"),
+    "pulse": ("*.txt",),  # `pactl list` dumps of real headsets
 }
 
 # Where a dump came from, on or after its '# Source:' line: a URL, a repository named as
@@ -83,7 +84,9 @@ def test_fixture_keeps_its_source_header(path: Path) -> None:
         if not line.startswith("#"):
             break
         header.append(line)
-    assert any(line.startswith("# Source:") for line in header), f"{path.name}: no '# Source:'"
+    # "# Source:" (hid, usb) or "# source:" (the pulse dumps' first line).
+    sources = [h.lower().startswith("# source:") for h in header]
+    assert any(sources), f"{path.name}: no '# Source:'"
     # The source line is followed by where the bytes came from.
-    after = header[[h.startswith("# Source:") for h in header].index(True) :]
+    after = header[sources.index(True) :]
     assert any(_WHERE.search(line) for line in after), path.name
