@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
         "(default: the config's [web] config_file, none: plain HTTP)",
     )
     run.add_argument(
+        "--no-audio",
+        action="store_true",
+        help="do not watch the audio server: no microphone metrics (the system unit, which has "
+        "no user session; default: the config's [audio] enabled, true)",
+    )
+    run.add_argument(
         "--replay",
         nargs="+",
         metavar="FILE[+FILE]",
@@ -297,7 +303,10 @@ def _daemon(args: argparse.Namespace) -> Daemon:
         overrides["web_config_file"] = args.web_config_file
 
     def load() -> Config:  # the file again (a reload), with the command line's overrides
-        return replace(load_config(args.config), **overrides)
+        config = replace(load_config(args.config), **overrides)
+        if args.no_audio:
+            config = replace(config, audio=replace(config.audio, enabled=False))
+        return config
 
     config = load()
     output = configure_logging(config.log_format, config.log_level)

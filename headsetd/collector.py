@@ -22,6 +22,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from headsetd.audio.collect import AudioSnapshot, AudioStatus, render_audio
 from headsetd.classify import Kind
 from headsetd.errors import DEVICE_ERROR_KINDS, DISCOVERY_ERROR_KINDS
 from headsetd.fleet import DeviceRecord, FleetSnapshot
@@ -40,22 +41,25 @@ def _no_seat() -> bool | None:
 
 class HeadsetCollector:
     """Renders `snapshot()` on every scrape, with the workstation facts `workstation()` and the
-    approved-models `policy()` of the moment (both change on a configuration reload), and
-    whether a user session is active (`seat_active()`, None without logind)."""
+    approved-models `policy()` of the moment (both change on a configuration reload), whether a
+    user session is active (`seat_active()`, None without logind), and the audio side's
+    families when it runs (`audio_status`; None: audio disabled, no audio series at all)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the collector's sources, one each
         self,
         snapshot: Callable[[], FleetSnapshot],
         version: str,
         workstation: Callable[[], Mapping[str, str]],
         policy: Callable[[], Policy | None] = _no_policy,
         seat_active: Callable[[], bool | None] = _no_seat,
+        audio_status: Callable[[], AudioStatus] | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._version = version
         self._workstation = workstation
         self._policy = policy
         self._seat_active = seat_active
+        self._audio_status = audio_status
 
     def describe(self) -> list[Metric]:
         # Registering must not take a snapshot (that would run collect() at start-up).
@@ -81,6 +85,9 @@ class HeadsetCollector:
         yield discovery
         yield from render_workstation(snapshot, self._seat_active())
         yield from render_devices(snapshot, self._policy())
+        if self._audio_status is not None:
+            status = self._audio_status()
+            yield from render_audio(AudioSnapshot(snapshot.taken_at, status, snapshot.audio))
 
 
 def render_workstation(snapshot: FleetSnapshot, seat_active: bool | None) -> Iterator[Metric]:

@@ -24,6 +24,9 @@ a value it has not checked (label names and values, port range, finite and sane 
 
     [policy]
     approved = ["0b0e:0307", "047f:*"]   # vendor:product patterns; no [policy]: nothing judged
+
+    [audio]                          # checked by headsetd.audio.config
+    enabled = true                   # false: no audio server, no audio series (the system unit)
 """
 
 from __future__ import annotations
@@ -39,8 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from headsetd.audio.config import AudioConfig, audio_config
+from headsetd.errors import ConfigError
 from headsetd.identity import clean_text
 from headsetd.policy import Policy, parse_pattern
+
+__all__ = ["RELOADABLE", "Config", "ConfigError", "Listen", "load_config", "parse_listen"]
 
 DEFAULT_PORT = 10481
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -62,10 +69,6 @@ RELOADABLE = (
 )
 
 
-class ConfigError(ValueError):
-    """The configuration is invalid; the message says where and why."""
-
-
 @dataclass(frozen=True, slots=True)
 class Listen:
     host: str
@@ -85,6 +88,7 @@ class Config:
     log_format: str = "auto"
     log_level: str = "info"
     policy: Policy | None = None
+    audio: AudioConfig = field(default_factory=AudioConfig)
     source: str = "defaults"  # the file it came from, for messages
 
     @property
@@ -126,6 +130,11 @@ class _Section:
 
     def has(self, key: str) -> bool:
         return key in self._values
+
+    def take_all(self) -> dict[str, Any]:
+        """Every key at once, for a part that checks its own section."""
+        values, self._values = self._values, {}
+        return values
 
     def done(self) -> None:
         if self._values:
@@ -226,7 +235,7 @@ def load_config(path: str | Path | None) -> Config:
     """The configuration from `path` (None: defaults only)."""
     data: dict[str, Any] = _read(path) if path is not None else {}
     where = str(path) if path is not None else "defaults"
-    unknown = set(data) - {"workstation", "web", "devices", "log", "policy"}
+    unknown = set(data) - {"workstation", "web", "devices", "log", "policy", "audio"}
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
     ws = _Section(data, "workstation", where)
@@ -256,6 +265,7 @@ def load_config(path: str | Path | None) -> Config:
         log_format=log_format,
         log_level=log_level,
         policy=_policy(data, where),
+        audio=audio_config(_Section(data, "audio", where).take_all(), where),
         source=where,
     )
 
@@ -266,6 +276,6 @@ def reload_changes(old: Config, new: Config) -> tuple[dict[str, Any], list[str]]
     changed = {
         key: getattr(new, key) for key in RELOADABLE if getattr(old, key) != getattr(new, key)
     }
-    fixed = ("listen", "log_format")
+    fixed = ("listen", "log_format", "audio")
     restart = [key for key in fixed if getattr(old, key) != getattr(new, key)]
     return changed, restart

@@ -1,8 +1,11 @@
 """The daemon: discovery and devices on the reader loop, the fleet between, the web server out.
 
-Owns: composing the parts (`Daemon`), the order of start-up (port bound, discovery running,
-then systemd READY=1), the watchdog ping (a loop timer: a stuck loop stops the pings and
-systemd restarts the daemon), signals (SIGTERM/SIGINT stop the loop at once; SIGHUP reloads the
+Owns: composing the parts (`Daemon`): discovery and the device lifecycle on the reader loop,
+the audio side (`AudioWatcher`, its own two threads, told which devices to watch and their hook
+states whenever those change; its events counted in the fleet and logged), the web server; the
+order of start-up (port bound, discovery running, audio started, then systemd READY=1), the
+watchdog ping (a loop timer: a stuck loop stops the pings and systemd restarts the daemon),
+signals (SIGTERM/SIGINT stop the loop at once; SIGHUP reloads the
 configuration), the reload itself (the reloadable settings swapped as one immutable `Config`;
 counters untouched; a bad new file rejected and the old one kept) and the order of shutdown
 (every device's unplug counted, the web server stopped, `daemon_stopped` logged).
@@ -15,23 +18,31 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from headsetd import __version__
+from headsetd.audio.model import AudioTarget, audio_event_fields
 from headsetd.clock import Clock
 from headsetd.collector import HeadsetCollector
 from headsetd.config import RELOADABLE, Config, ConfigError, Listen, reload_changes
 from headsetd.devices import Devices, LogSink
 from headsetd.discovery import Discovery
 from headsetd.errors import ErrorKind
-from headsetd.fleet import Fleet, FleetSnapshot
+from headsetd.events import (
+    DeviceClassified,
+    DeviceConnected,
+    DeviceDisconnected,
+    Event,
+    HookChanged,
+)
+from headsetd.fleet import DeviceRecord, Fleet, FleetSnapshot
 from headsetd.logs import LogOutput, set_level
 from headsetd.loop import ReaderLoop
 from headsetd.notify import sd_notify, watchdog_interval
@@ -40,7 +51,13 @@ from headsetd.status import status_of
 from headsetd.web import Routes, WebServer
 from headsetd.webconfig import BasicAuth, WebConfig, load_web_config
 
+if TYPE_CHECKING:
+    from headsetd.audio.model import AudioEvent, ServerEvent
+    from headsetd.audio.watcher import AudioWatcher
+
 log = structlog.get_logger("headsetd")
+# Events after which the audio side must hear of the devices again (who, and their hook state).
+_TARGET_EVENTS = (DeviceConnected, DeviceDisconnected, DeviceClassified, HookChanged)
 
 
 class _LogErrors:
@@ -87,8 +104,14 @@ class Daemon:
         self._reload = reload
         self.fleet = Fleet(config.retention_seconds)
         self.loop = ReaderLoop(clock, self._loop_failed)
-        self.devices = Devices(self.loop, discovery, self.fleet, LogSink())
+        self._log_sink = LogSink()
+        self.devices = Devices(self.loop, discovery, self.fleet, self._device_events)
         self._discovery = discovery
+        self.audio: AudioWatcher | None = None
+        if config.audio.enabled:
+            from headsetd.audio.watcher import AudioWatcher  # noqa: PLC0415 - only with audio
+
+            self.audio = AudioWatcher(config.audio, clock, self._audio_events)
         web = load_web(config)
         self._auth = BasicAuth(web.users) if web.users else None
         self.registry = CollectorRegistry(auto_describe=False)
@@ -99,6 +122,7 @@ class Daemon:
                 lambda: self.config.workstation_labels,
                 lambda: self.config.policy,
                 seat_active,
+                self.audio.status if self.audio is not None else None,
             )
         )
         self.registry.register(_LogErrors(log_output))
@@ -121,7 +145,10 @@ class Daemon:
         self.web.start()
         log.info("metrics_served", listen=str(self.listen), version=__version__)
         self._discovery.start(self.loop, self.devices.on_change)
-        log.info("watching_started", devices=self.devices.count)
+        if self.audio is not None:
+            self._tell_audio()
+            self.audio.start()
+        log.info("watching_started", devices=self.devices.count, audio=self.audio is not None)
         sd_notify("READY=1")
         interval = watchdog_interval()
         if interval is not None:
@@ -177,6 +204,43 @@ class Daemon:
         finally:
             sd_notify("READY=1")
 
+    def _device_events(self, record: DeviceRecord, events: Sequence[Event], now: float) -> None:
+        """After the fleet: the log, and the audio side when who or what is in a call moved."""
+        self._log_sink(record, events, now)
+        if self.audio is not None and any(isinstance(e, _TARGET_EVENTS) for e in events):
+            self._tell_audio()
+
+    def _tell_audio(self) -> None:
+        """The devices the audio side matches sources to, with their hook states."""
+        if self.audio is None:
+            return
+        targets = [
+            AudioTarget(
+                r.device_id,
+                r.identity.sys_path,
+                r.identity.bus_path,
+                r.identity.vendor_id,
+                r.identity.product_id,
+                r.identity.serial,
+                r.state.off_hook,
+            )
+            for r in self.snapshot().devices
+            if r.connected
+        ]
+        self.audio.set_targets(targets)
+
+    def _audio_events(
+        self, device: str | None, events: Sequence[AudioEvent | ServerEvent], now: float
+    ) -> None:
+        """The audio thread's sink: counted in the fleet, then logged (levels are not)."""
+        if device is not None:
+            self.fleet.apply_audio(device, events, now)  # type: ignore[arg-type]
+        bound = log.bind(device=device) if device is not None else log
+        for event in events:
+            fields = audio_event_fields(event)
+            if fields is not None:
+                bound.info(fields.pop("event"), **fields)
+
     def _ping_watchdog(self, interval: float) -> None:
         sd_notify("WATCHDOG=1")
         self.loop.call_later(interval, lambda: self._ping_watchdog(interval))
@@ -188,6 +252,8 @@ class Daemon:
 
     def _shut_down(self) -> None:
         sd_notify("STOPPING=1")
+        if self.audio is not None:
+            self.audio.stop()
         self._discovery.stop()
         self.devices.stop("stopped")
         self.web.stop()

@@ -1,13 +1,18 @@
-"""The one vocabulary of errors headsetd counts: `ErrorKind`.
+"""The one vocabulary of errors: `ErrorKind` (what headsetd counts) and `ConfigError`.
 
-Owns: every error kind, by the value its `kind` label carries. It sits below everything that
-meets errors (the hardware boundary, discovery, the fleet, the collector), so they all name
-errors the same way. Never does: decide what is an error (the modules that meet them do).
+Owns: every counted error kind, by the value its `kind` label carries, and the exception a bad
+configuration raises. It sits below everything that meets errors (the hardware boundary,
+discovery, the fleet, the collector, the configuration of each part), so they all name errors
+the same way. Never does: decide what is an error (the modules that meet them do).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the file, the section and the key."""
 
 
 class ErrorKind(StrEnum):

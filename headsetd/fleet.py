@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from headsetd.audio.collect import AudioTally, tally_audio
+from headsetd.audio.model import AudioEvent
 from headsetd.errors import ErrorKind
 from headsetd.events import (
     ButtonPressed,
@@ -141,6 +143,7 @@ class FleetSnapshot:
     taken_at: float
     devices: tuple[DeviceRecord, ...]
     discovery_errors: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    audio: tuple[tuple[str, AudioTally], ...] = ()  # (device label, tally), sorted by label
 
 
 class Fleet:
@@ -151,6 +154,9 @@ class Fleet:
         self._lock = threading.Lock()
         self._records: dict[str, DeviceRecord] = {}
         self._discovery_errors: Mapping[str, int] = _EMPTY
+        # The audio side's tallies, by device label (a device id, or card:<name> for an onboard
+        # card's jacks); kept as long as the device's record, and a card's for good.
+        self._audio: dict[str, AudioTally] = {}
 
     def connect(self, identity: DeviceIdentity, facts: DeviceFacts, now: float) -> DeviceRecord:
         """Record a plug-in (the device's counters go on from where they were)."""
@@ -175,6 +181,14 @@ class Fleet:
             self._records[device_id] = record
             return record
 
+    def apply_audio(self, device: str, events: Sequence[AudioEvent], now: float) -> None:
+        """Count the audio side's events for a device (the audio thread calls this)."""
+        with self._lock:
+            tally = self._audio.get(device, AudioTally())
+            for event in events:
+                tally = tally_audio(tally, event, now)
+            self._audio[device] = tally
+
     def set_retention(self, retention: float) -> None:
         with self._lock:
             self._retention = retention
@@ -193,6 +207,8 @@ class Fleet:
             ]
             for device_id in expired:
                 del self._records[device_id]
+                self._audio.pop(device_id, None)
             devices = tuple(self._records.values())
             errors = self._discovery_errors
-        return FleetSnapshot(now, tuple(sorted(devices, key=lambda r: r.device_id)), errors)
+            audio = tuple(sorted(self._audio.items()))
+        return FleetSnapshot(now, tuple(sorted(devices, key=lambda r: r.device_id)), errors, audio)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from headsetd.config import ConfigError
+from headsetd.errors import ConfigError
 
 LEVELS = ("silent", "quiet", "low", "speech")
 _KEYS = ("enabled", "silent_below_dbfs", "quiet_below_dbfs", "low_below_dbfs", "silence_seconds")
@@ -53,9 +53,9 @@ class AudioConfig:
 def _dbfs(table: Mapping[str, Any], key: str, default: float, where: str) -> float:
     value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where}: audio.{key} must be a number (dBFS)")
+        raise ConfigError(f"{where}: [audio] {key}: must be a number (dBFS)")
     if not FLOOR_DBFS < value <= 0:
-        raise ConfigError(f"{where}: audio.{key} must be above {FLOOR_DBFS:g} and at most 0 dBFS")
+        raise ConfigError(f"{where}: [audio] {key}: must be above {FLOOR_DBFS:g} and at most 0")
     return float(value)
 
 
@@ -63,19 +63,23 @@ def audio_config(table: Mapping[str, Any], where: str) -> AudioConfig:
     """The `[audio]` table (already parsed TOML) as a checked `AudioConfig`."""
     unknown = sorted(set(table) - set(_KEYS))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) in [audio]: {', '.join(unknown)}")
+        raise ConfigError(f"{where}: [audio] unknown key(s): {', '.join(unknown)}")
     enabled = table.get("enabled", True)
     if not isinstance(enabled, bool):
-        raise ConfigError(f"{where}: audio.enabled must be true or false")
+        raise ConfigError(f"{where}: [audio] enabled: must be true or false")
     silent = _dbfs(table, "silent_below_dbfs", -60.0, where)
     quiet = _dbfs(table, "quiet_below_dbfs", -40.0, where)
     low = _dbfs(table, "low_below_dbfs", -30.0, where)
     if not silent < quiet < low:
         raise ConfigError(
-            f"{where}: audio thresholds must increase: silent_below_dbfs < quiet_below_dbfs"
+            f"{where}: [audio] thresholds must increase: silent_below_dbfs < quiet_below_dbfs"
             " < low_below_dbfs"
         )
     seconds = table.get("silence_seconds", 30.0)
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 1:
-        raise ConfigError(f"{where}: audio.silence_seconds must be a number >= 1")
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 1 <= seconds <= 86400  # finite, and at most a day
+    ):
+        raise ConfigError(f"{where}: [audio] silence_seconds: must be a number from 1 to 86400")
     return AudioConfig(enabled, silent, quiet, low, float(seconds))
