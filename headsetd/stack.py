@@ -382,9 +382,13 @@ def start_prometheus(
     agent: str | None = None,
     remote_write: str | None = None,
     receiver: bool = False,
+    interval: str = SCRAPE_INTERVAL,
+    evaluation_interval: str = SCRAPE_INTERVAL,
+    scrape_itself: bool = False,
 ) -> Service:
     """A Prometheus 2.42 server (or, with `agent`, one in agent mode that scrapes itself and
-    labels what it sends agent=<agent>). Configs are written as JSON, which YAML reads."""
+    labels what it sends agent=<agent>; with `scrape_itself`, a server scraping itself as job
+    "prometheus"). Configs are written as JSON, which YAML reads."""
     binary = tool("prometheus")
     if binary is None:
         raise StackError("prometheus is not installed (Debian: prometheus)")
@@ -392,15 +396,19 @@ def start_prometheus(
     jobs = list(scrape)
     config: dict[str, Any] = {
         "global": {
-            "scrape_interval": SCRAPE_INTERVAL,
-            "scrape_timeout": "900ms",
-            "evaluation_interval": SCRAPE_INTERVAL,
+            "scrape_interval": interval,
+            "scrape_timeout": _format(min(10.0, seconds(interval) * 0.9)),
+            "evaluation_interval": evaluation_interval,
         },
         "scrape_configs": jobs,
     }
     if agent is not None:
         config["global"]["external_labels"] = {"agent": agent}
         jobs.append(_self_job(f"127.0.0.1:{port}", {"site": "all"}))
+    if scrape_itself:
+        jobs.append(
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+        )
     if rule_files:
         config["rule_files"] = [str(p) for p in rule_files]
     if alertmanager is not None:
