@@ -114,16 +114,27 @@ class Ports:
                 return port
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when the stack's process dies (no orphans,
-    even if the demo is killed with SIGKILL). PR_SET_PDEATHSIG = 1."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)
+PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal() -> Callable[[], None]:
+    """A preexec_fn that has the child SIGTERMed when the stack's process dies (no orphans,
+    even if the demo is killed with SIGKILL). libc is looked up here, in the parent: the child
+    between fork and exec only makes the one C call, taking no lock another thread may hold."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def tool(name: str) -> str | None:
     """The path of a Debian-packaged server binary, or None."""
     return shutil.which(name)
+
+
+def _binary(name: str, package: str) -> str:
+    path = tool(name)
+    if path is None:
+        raise StackError(f"{name} is not installed (Debian: {package})")
+    return path
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -157,6 +168,7 @@ class Stack:
         self.ports = Ports()
         self.services: list[Service] = []
         self._timers: list[threading.Timer] = []
+        self._preexec = _parent_death_signal()
         workdir.mkdir(parents=True, exist_ok=True)
 
     def __enter__(self) -> Stack:
@@ -183,7 +195,7 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 start_new_session=True,  # a Ctrl-C reaches the stack, which stops them in order
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - forked from the main thread only
+                preexec_fn=self._preexec,  # noqa: PLW1509 - one C call, see _parent_death_signal
             )
         service = Service(name, f"http://127.0.0.1:{port}", process, log, ready_path)
         self.services.append(service)
@@ -389,9 +401,7 @@ def start_prometheus(
     """A Prometheus 2.42 server (or, with `agent`, one in agent mode that scrapes itself and
     labels what it sends agent=<agent>; with `scrape_itself`, a server scraping itself as job
     "prometheus"). Configs are written as JSON, which YAML reads."""
-    binary = tool("prometheus")
-    if binary is None:
-        raise StackError("prometheus is not installed (Debian: prometheus)")
+    binary = _binary("prometheus", "prometheus")
     port = stack.ports.take()
     jobs = list(scrape)
     config: dict[str, Any] = {
@@ -441,9 +451,7 @@ def start_prometheus(
 def start_alertmanager(stack: Stack, webhook: str) -> Service:
     """Alertmanager 0.25 with the shipped configuration, rendered for `webhook` and short
     group timers; clustering off."""
-    binary = tool("prometheus-alertmanager") or tool("alertmanager")
-    if binary is None:
-        raise StackError("alertmanager is not installed (Debian: prometheus-alertmanager)")
+    binary = _binary("prometheus-alertmanager", "prometheus-alertmanager")
     port = stack.ports.take()
     config = stack.workdir / "alertmanager.yml"
     config.write_text(render_alertmanager(webhook))
@@ -462,9 +470,7 @@ def start_vmagent(
     stack: Stack, scrape: Sequence[dict[str, Any]], remote_writes: Sequence[str], agent: str
 ) -> Service:
     """vmagent scraping like the Prometheus agent (and itself), writing to every URL given."""
-    binary = tool("vmagent")
-    if binary is None:
-        raise StackError("vmagent is not installed (Debian: victoria-metrics)")
+    binary = _binary("vmagent", "victoria-metrics")
     port = stack.ports.take()
     jobs = [*scrape, _self_job(f"127.0.0.1:{port}", {"site": "all"})]
     config = stack.workdir / "vmagent.json"
@@ -486,9 +492,7 @@ def start_vmagent(
 
 def start_victoria_metrics(stack: Stack) -> Service:
     """VictoriaMetrics single-node; queries see data 1 s after it arrives (30 s by default)."""
-    binary = tool("victoria-metrics")
-    if binary is None:
-        raise StackError("victoria-metrics is not installed (Debian: victoria-metrics)")
+    binary = _binary("victoria-metrics", "victoria-metrics")
     port = stack.ports.take()
     argv = [
         binary,
@@ -505,9 +509,7 @@ def start_vmalert(
     stack: Stack, store: Service, rule_files: Sequence[Path], notifier: str
 ) -> Service:
     """vmalert evaluating the rules on `store`, writing recordings and ALERTS back into it."""
-    binary = tool("vmalert")
-    if binary is None:
-        raise StackError("vmalert is not installed (Debian: victoria-metrics)")
+    binary = _binary("vmalert", "victoria-metrics")
     port = stack.ports.take()
     argv = [
         binary,
