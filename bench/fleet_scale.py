@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import re
 import sys
@@ -136,6 +137,17 @@ def value(url: str, promql: str) -> float:
     return float(rows[0]["value"][1]) if rows else float("nan")
 
 
+def slowest_rules(url: str, count: int = 3) -> str:
+    body = s.http_get(f"{url}/api/v1/rules")
+    if body is None:
+        return "?"
+    rules = [r for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
+    rules.sort(key=lambda r: -float(r.get("evaluationTime", 0)))
+    return ", ".join(
+        f"{r['name']} {1000 * float(r['evaluationTime']):.0f} ms" for r in rules[:count]
+    )
+
+
 @dataclass
 class Result:
     targets: int
@@ -150,6 +162,8 @@ class Result:
     rules_ms: float
     alerts_ms: float
     startup_s: float
+    slowest: str  # the slowest rules at the end of the run, from /api/v1/rules
+    load: float  # 1-minute load average at the end (other work on the machine)
 
 
 def run(size: int, real: int, seconds: float, workdir: Path) -> Result:
@@ -240,6 +254,8 @@ def run(size: int, real: int, seconds: float, workdir: Path) -> Result:
             rules_ms=group_ms("headsetd.rules"),
             alerts_ms=group_ms("headsetd.alerts"),
             startup_s=startup,
+            slowest=slowest_rules(url),
+            load=os.getloadavg()[0],
         )
         recorded.stop()
         return result
@@ -258,9 +274,10 @@ def main() -> int:
     print(
         "| targets | real daemons | series/workstation | samples/scrape | head series | "
         "scrape p99 daemon (ms) | scrape p99 recorded (ms) | Prometheus RSS max/last (MB) | "
-        "rules eval (ms) | alerts eval (ms) | up after (s) |"
+        "rules eval (ms) | alerts eval (ms) | up after (s) | load |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    slowest = []
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix="fleet-scale-") as workdir:
             r = run(size, args.real, args.seconds, Path(workdir))
@@ -268,9 +285,11 @@ def main() -> int:
             f"| {r.targets} | {r.real} | {r.series_per_workstation:.1f} | "
             f"{r.samples_per_scrape:.0f} | {r.head_series:.0f} | {r.p99_daemon_ms:.1f} | "
             f"{r.p99_recorded_ms:.1f} | {r.rss_max_mb:.0f}/{r.rss_last_mb:.0f} | "
-            f"{r.rules_ms:.1f} | {r.alerts_ms:.1f} | {r.startup_s:.0f} |",
+            f"{r.rules_ms:.1f} | {r.alerts_ms:.1f} | {r.startup_s:.0f} | {r.load:.1f} |",
             flush=True,
         )
+        slowest.append(f"{size} targets, slowest rules: {r.slowest}")
+    print("\n".join(slowest))
     return 0
 
 
