@@ -207,7 +207,7 @@ def run(size: int, real: int, seconds: float, workdir: Path) -> Result:
             stack,
             "prometheus",
             scrape=[{"job_name": "headsetd", "file_sd_configs": [{"files": [str(sd)]}]}],
-            rule_files=[s.RULES / name for name in s.RULE_FILES],
+            rule_files=s.shipped_rules(),
             interval=SCRAPE,
             evaluation_interval=EVALUATE,
             scrape_itself=True,

@@ -9,7 +9,8 @@ headsetd.demo` runs it too). The stack itself is headsetd/stack.py, shared with 
 Why a module of the package and not a script: it runs the daemon's own entry point for every
 workstation with the same interpreter, and it is the stack the tests prove; a separate script
 would be a second copy of that wiring. It needs a checkout (the recordings and rules are not
-installed with the package) and Debian's prometheus and prometheus-alertmanager.
+installed with the package: run it in the checkout's directory, or from an editable install)
+and Debian's prometheus and prometheus-alertmanager.
 
 Never does: leave a process behind (Ctrl-C or SIGTERM stops all it started; a SIGKILL of the
 demo takes its children down through their parent-death signal), bind anything but 127.0.0.1,

@@ -38,10 +38,7 @@ from typing import Any, TypeVar
 
 from headsetd.scenario import Scenario, Workstation
 
-REPO = Path(__file__).resolve().parents[1]
-RULES = REPO / "prometheus" / "rules"
-RULE_FILES = ("headsetd.rules.yml", "headsetd.alerts.yml")
-ALERTMANAGER_CONFIG = REPO / "prometheus" / "alertmanager.yml"
+RULE_FILES = ("headsetd.rules.yml", "headsetd.alerts.yml")  # in prometheus/rules
 
 # Rules' durations are production values (minutes); a stack runs them this many times faster.
 # With 1 s scrapes the shortest window, AGENT_SILENT's 2m, becomes 6 s: still 6 scrapes.
@@ -123,6 +120,19 @@ def _parent_death_signal() -> Callable[[], None]:
     between fork and exec only makes the one C call, taking no lock another thread may hold."""
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def checkout() -> Path:
+    """The headsetd checkout holding prometheus/ and tests/recordings (they are not installed
+    with the package): the package's own tree (editable install), else the current directory."""
+    for root in (Path(__file__).resolve().parents[1], Path.cwd()):
+        if (root / "prometheus" / "rules").is_dir() and (root / "tests" / "recordings").is_dir():
+            return root
+    raise StackError("run it from a headsetd checkout (prometheus/, tests/recordings)")
+
+
+def shipped_rules() -> list[Path]:
+    return [checkout() / "prometheus" / "rules" / name for name in RULE_FILES]
 
 
 def tool(name: str) -> str | None:
@@ -276,11 +286,8 @@ def scale_durations(text: str, factor: float, min_window: float = MIN_WINDOW_SEC
 def render_rules(into: Path, factor: float) -> list[Path]:
     """The shipped rule files, durations scaled, written under `into`."""
     paths = []
-    for name in RULE_FILES:
-        source = RULES / name
-        if not source.exists():
-            raise StackError(f"{source} is missing: run from a headsetd checkout")
-        target = into / name
+    for source in shipped_rules():
+        target = into / source.name
         target.write_text(scale_durations(source.read_text(), factor))
         paths.append(target)
     return paths
@@ -289,7 +296,8 @@ def render_rules(into: Path, factor: float) -> list[Path]:
 def render_alertmanager(webhook: str, group_wait: str = "1s", group_interval: str = "2s") -> str:
     """The shipped alertmanager.yml with every receiver's URL pointing at `webhook`/<receiver>,
     short group timers, and no time-of-day muting (a test runs at any hour)."""
-    text = ALERTMANAGER_CONFIG.read_text()
+    shipped = checkout() / "prometheus" / "alertmanager.yml"
+    text = shipped.read_text()
     rendered, urls = re.subn(
         r"url: http://alerts\.example\.invalid/([\w-]+)", rf"url: {webhook}/\1", text
     )
@@ -297,7 +305,7 @@ def render_alertmanager(webhook: str, group_wait: str = "1s", group_interval: st
     rendered = re.sub(r"group_interval: \S+", f"group_interval: {group_interval}", rendered)
     rendered = re.sub(r"^\s*mute_time_intervals: .*\n", "", rendered, flags=re.MULTILINE)
     if not urls:
-        raise StackError(f"{ALERTMANAGER_CONFIG}: no receiver URL to point at the webhook")
+        raise StackError(f"{shipped}: no receiver URL to point at the webhook")
     return rendered
 
 
@@ -333,13 +341,14 @@ def daemon_config(ws: Workstation, port: int) -> str:
 
 def start_fleet(stack: Stack, scenario: Scenario, python: str = sys.executable) -> Fleet:
     """A `headsetd run --replay` daemon per runnable workstation (started, not yet ready)."""
+    root = checkout()
     targets = []
     for ws in scenario.running():
         port = stack.ports.take()
         config = stack.workdir / f"{ws.name}.toml"
         config.write_text(daemon_config(ws, port))
         argv = [python, "-m", "headsetd", "run", "--config", str(config), "--replay"]
-        argv += [str(REPO / path) for path in ws.replay]
+        argv += [str(root / path) for path in ws.replay]
         argv += ["--speed", str(ws.speed)] + (["--loop"] if ws.loop else [])
         targets.append(Target(ws, stack.start(ws.name, argv, port, "/metrics")))
     return Fleet(targets, file_sd(stack.workdir / "targets.json", targets))
