@@ -33,14 +33,14 @@ from headsetd.scenario import PENDING, SCENARIO, Scenario
 
 
 def _describe(scenario: Scenario, fleet: s.Fleet) -> list[str]:
-    address = {t.workstation.name: t.service.url for t in fleet.targets}
+    address = {t.workstation.name: f"{t.service.url}/metrics" for t in fleet.targets}
     lines = []
     for ws in scenario.workstations:
         where = f"{ws.site}/{ws.team}"
         if ws.pending:
             lines.append(f"  {ws.name:10} {where:13} (waits for: {PENDING[ws.needs]}) {ws.story}")
         else:
-            lines.append(f"  {ws.name:10} {where:13} {address[ws.name]:24} {ws.story}")
+            lines.append(f"  {ws.name:10} {where:13} {address[ws.name]:32} {ws.story}")
     return lines
 
 
