@@ -21,7 +21,15 @@ for a headset's metrics; vendor reports are where headsetd's plan does least wor
 
 Target: headsetd >= 50x hid-tools in total reports/s.
 
-    .venv/bin/python bench/decode.py [--reports N] [--repeats N] [--seed N]
+Then hostile descriptors: the costliest descriptors we could craft within the parser's bounds
+(`HOSTILE`), each report random (so the decoder's cache of readings never hits) and fed through
+`decode_and_step` as a session does. Shown per descriptor: whether headsetd accepts it (a
+rejected one raises DescriptorError when its decoder is built: the device is not watched), and
+for an accepted one the decode-and-step time per report (median, worst) and the events per
+report. Target: every accepted descriptor under 50 us per report, at most one event per watched
+control (8) per report.
+
+    .venv/bin/python bench/decode.py [--reports N] [--repeats N] [--seed N] [--hostile-reports N]
 """
 
 from __future__ import annotations
@@ -40,12 +48,50 @@ from hidtools.hid import ReportDescriptor as HtDescriptor
 
 from headsetd.hid import usages as u
 from headsetd.hid.decoder import TelephonyDecoder
-from headsetd.hid.descriptor import ReportDescriptor, ReportKind, parse_report_descriptor
+from headsetd.hid.descriptor import (
+    DescriptorError,
+    ReportDescriptor,
+    ReportKind,
+    parse_report_descriptor,
+)
 from headsetd.hid.recording import Recording
+from headsetd.session import HeadsetState, decode_and_step
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "hid"
 TARGET_RATIO = 50.0
+HOSTILE_TARGET_US = 50.0
+
+# Telephony/Headset application collection; logical 0..1.
+_APP = bytes.fromhex("05 0b 09 05 a1 01 15 00 25 01")
+
+
+def _hostile() -> dict[str, bytes]:
+    """name -> descriptor: crafted to cost the most per report within the parser's bounds."""
+    count_12288 = bytes.fromhex("96 00 30")
+    return {
+        # 5 x Report Count 12288 one-bit Hook Switch fields: 61,440 watched fields, one report.
+        "61440 Hook Switch bits": _APP
+        + bytes.fromhex("75 01")
+        + count_12288
+        + bytes.fromhex("09 20 81 02") * 5
+        + b"\xc0",
+        # One array of 12,288 8-bit slots over Telephony usages 0x00..0x2fff.
+        "array of 12288 slots": _APP
+        + bytes.fromhex("26 ff 2f 75 08")
+        + count_12288
+        + bytes.fromhex("19 00 2a ff 2f 81 00 c0"),
+        # Within the decoder's bound: 8 Hook Switch bits and an array of 56 slots.
+        "64 watched (the bound)": _APP
+        + bytes.fromhex("75 01 95 08 09 20 81 02 26 ff 00 75 08 95 38 19 00 2a ff 00 81 00 c0"),
+        # The bound again, with 256-bit slots (the largest Report Size): big-integer shifts.
+        "64 watched, 256-bit slots": _APP
+        + bytes.fromhex("75 01 95 08 09 20 81 02 26 ff 00 76 00 01 95 38 19 00 2a ff 00 81 00")
+        + b"\xc0",
+        # Just over it: 8 Hook Switch bits and an array of 57 slots.
+        "65 watched": _APP
+        + bytes.fromhex("75 01 95 08 09 20 81 02 26 ff 00 75 08 95 39 19 00 2a ff 00 81 00 c0"),
+    }
 
 
 @dataclass
@@ -123,11 +169,42 @@ def best_time(
     return best
 
 
+def run_hostile(count: int, rng: random.Random) -> None:
+    print(f"\nhostile descriptors: {count} random reports each, through decode_and_step")
+    print(
+        f"{'descriptor':26}  {'verdict':10}  {'median us':>9}  {'max us':>9}  {'events/report':>13}"
+    )
+    worst = 0.0
+    for name, raw in _hostile().items():
+        descriptor = parse_report_descriptor(raw)
+        try:
+            decoder = TelephonyDecoder(descriptor)
+        except DescriptorError as exc:
+            print(f"{name:26}  {'rejected':10}  ({exc})")
+            continue
+        (report,) = descriptor.reports_of(ReportKind.INPUT).values()
+        reports = [rng.randbytes(report.wire_bytes) for _ in range(count)]
+        times, events = [], 0
+        state = HeadsetState()
+        for data in reports:
+            start = time.perf_counter()
+            state, new = decode_and_step(decoder, state, data, 0.0)
+            times.append(time.perf_counter() - start)
+            events = max(events, len(new))
+        times.sort()
+        median, top = times[len(times) // 2] * 1e6, times[-1] * 1e6
+        worst = max(worst, median)
+        print(f"{name:26}  {'accepted':10}  {median:9.1f}  {top:9.1f}  {events:13d}")
+    verdict = "met" if worst < HOSTILE_TARGET_US else "NOT met"
+    print(f"target < {HOSTILE_TARGET_US:.0f} us median per accepted report: {verdict}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=2000, help="reports per fixture")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; the best counts")
     parser.add_argument("--seed", type=int, default=20240611)
+    parser.add_argument("--hostile-reports", type=int, default=200, help="per hostile descriptor")
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
@@ -179,6 +256,7 @@ def main() -> int:
         f"{max(1, args.repeats // 2)} (hid-tools); python {platform.python_version()}, "
         f"nproc {os.cpu_count()}, loadavg {os.getloadavg()[0]:.2f}"
     )
+    run_hostile(args.hostile_reports, rng)
     print(f"command: .venv/bin/python bench/decode.py {' '.join(sys.argv[1:])}".rstrip())
     return 0
 

@@ -2,9 +2,11 @@
 script.
 
 Owns: turning a `Recording` and its parsed `ReportDescriptor` into a JSON-ready description
-(`describe`: every report and field with its position, usage, logical range and flags) and a
-readable table of it (`render_table`). This is how a user checks what headsetd will read from a
-new headset before reporting it, so it shows the descriptor as parsed, padding included.
+(`describe`: every report and field with its position, usage, logical range and flags; whether
+headsetd would watch the device and which controls it decodes from where) and a readable table
+of it (`render_table`, which folds runs of identical fields, such as a vendor report's 63 bytes,
+into one row; the JSON keeps every field). This is how a user checks what headsetd will read
+from a new headset before reporting it, so it shows the descriptor as parsed, padding included.
 
 Never does: open or read a device (it works on a recording or a descriptor file), write an
 output or feature report, decide what a field means (that is `headsetd.hid.decoder`), or
@@ -14,9 +16,11 @@ the terminal (JSON escapes it by itself).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, NotRequired, TypedDict
 
-from headsetd.hid.descriptor import Field, ReportDescriptor
+from headsetd.hid.decoder import TelephonyDecoder, has_telephony_inputs
+from headsetd.hid.descriptor import DescriptorError, Field, ReportDescriptor
 from headsetd.hid.recording import Recording
 from headsetd.hid.usages import page_name, usage_name
 
@@ -46,11 +50,24 @@ class ReportDescription(TypedDict):
     fields: list[FieldDescription]
 
 
+class ControlDescription(TypedDict):
+    """A control headsetd decodes: its report and field (an array: the whole array)."""
+
+    control: str  # the Control label, as in metrics and logs
+    report_id: int | None
+    bit: int
+    size: int
+    relative: bool
+
+
 class Description(TypedDict):
     name: str
     vendor_id: str  # 4 hex digits, as lsusb prints it
     product_id: str
     reports: list[ReportDescription]
+    watched: bool  # headsetd would watch it: Telephony inputs, and a descriptor it accepts
+    controls: list[ControlDescription]  # empty when not watched
+    rejected: NotRequired[str]  # only when the decoder rejects the descriptor: why
 
 
 def _describe_field(field: Field) -> FieldDescription:
@@ -74,12 +91,13 @@ def _describe_field(field: Field) -> FieldDescription:
 
 
 def describe(recording: Recording, descriptor: ReportDescriptor) -> Description:
-    """Every report of the descriptor, in descriptor order, with its fields in wire order.
+    """Every report of the descriptor, in descriptor order, with its fields in wire order, and
+    what headsetd would make of it (`watched`, `controls`).
 
     A variable item is one entry per value (as `Field` already is); an array is one entry with
     `usages`; padding has page, usage and name None.
     """
-    return {
+    described: Description = {
         "name": recording.name,
         "vendor_id": f"{recording.vendor_id:04x}",
         "product_id": f"{recording.product_id:04x}",
@@ -91,10 +109,31 @@ def describe(recording: Recording, descriptor: ReportDescriptor) -> Description:
             }
             for report in descriptor.reports
         ],
+        "watched": False,
+        "controls": [],
     }
+    if not has_telephony_inputs(descriptor):
+        return described
+    try:
+        decoder = TelephonyDecoder(descriptor)
+    except DescriptorError as exc:
+        described["rejected"] = str(exc)
+        return described
+    described["watched"] = True
+    described["controls"] = [
+        {
+            "control": d.control.value,
+            "report_id": d.report_id,
+            "bit": d.bit,
+            "size": d.size,
+            "relative": d.relative,
+        }
+        for d in decoder.decoded
+    ]
+    return described
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """Device-supplied text with control characters escaped (no terminal escapes get through)."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
@@ -119,11 +158,77 @@ def _usage_cell(field: FieldDescription) -> tuple[str, str]:
     return page_name(page), name
 
 
+def _folded(fields: list[FieldDescription]) -> list[FieldDescription]:
+    """Runs of adjacent fields alike but for their position (a vendor report's 63 bytes) as one
+    field whose count is the run's: one table row for what the descriptor declares once."""
+    rows: list[FieldDescription] = []
+    for field in fields:
+        last = rows[-1] if rows else None
+        if (
+            last is not None
+            and "usages" not in field
+            and "usages" not in last
+            and field["bit"] == last["bit"] + last["size"] * last["count"]
+            and _same_but_position(last, field)
+        ):
+            rows[-1] = {**last, "count": last["count"] + field["count"]}
+        else:
+            rows.append(field)
+    return rows
+
+
+def _same_but_position(a: FieldDescription, b: FieldDescription) -> bool:
+    return (a["page"], a["usage"], a["size"], a["logical_min"], a["logical_max"]) == (
+        b["page"],
+        b["usage"],
+        b["size"],
+        b["logical_min"],
+        b["logical_max"],
+    ) and (a["variable"], a["relative"], a["constant"]) == (
+        b["variable"],
+        b["relative"],
+        b["constant"],
+    )
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: int) -> list[str]:
+    """Aligned lines; the first `right` columns are right-aligned (numbers)."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return [
+        "  "
+        + "  ".join(
+            cell.rjust(width) if i < right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in [header, *rows]
+    ]
+
+
+def _watch_lines(described: Description) -> list[str]:
+    if not described["watched"]:
+        why = described.get("rejected") or "no input field in a Telephony application collection"
+        return [f"watched: no ({printable(why)})"]
+    rows = [
+        (
+            "unnumbered" if c["report_id"] is None else str(c["report_id"]),
+            str(c["bit"]),
+            str(c["size"]),
+            c["control"],
+            "Rel" if c["relative"] else "Abs",
+        )
+        for c in described["controls"]
+    ]
+    header = ("report", "bit", "size", "control", "flags")
+    return ["watched: yes; decoded controls:", *_table(header, rows, right=3)]
+
+
 def render_table(described: Description) -> str:
-    """A block per report and a line per field: bit, size, count, page, usage, flags, range."""
+    """The device, whether it is watched and its decoded controls, then a block per report and
+    a line per field (runs of identical fields folded): bit, size, count, page, usage, flags,
+    logical range."""
     ids = f"{described['vendor_id']}:{described['product_id']}"
-    name = _printable(described["name"]) or "(no name)"
-    lines = [f"{name} [{ids}]"]
+    name = printable(described["name"]) or "(no name)"
+    lines = [f"{name} [{ids}]", *_watch_lines(described)]
     if not described["reports"]:
         lines.append("  no reports")
     for report in described["reports"]:
@@ -131,8 +236,8 @@ def render_table(described: Description) -> str:
         lines.append("")
         lines.append(f"{report['direction']} {rid}")
         header = ("bit", "size", "count", "page", "usage", "flags", "logical")
-        rows = [header]
-        for field in report["fields"]:
+        rows = []
+        for field in _folded(report["fields"]):
             page, usage = _usage_cell(field)
             rows.append(
                 (
@@ -145,13 +250,7 @@ def render_table(described: Description) -> str:
                     f"{field['logical_min']}..{field['logical_max']}",
                 )
             )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-        for row in rows:
-            cells = [
-                cell.rjust(width) if i < 3 else cell.ljust(width)
-                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-            ]
-            lines.append("  " + "  ".join(cells).rstrip())
+        lines.extend(_table(header, rows, right=3))
         if not report["fields"]:
             lines.append("  (no fields)")
     return "\n".join(lines) + "\n"

@@ -38,6 +38,7 @@ from headsetd.hid.descriptor import (
     parse_report_descriptor,
 )
 from headsetd.hid.recording import Recording
+from headsetd.session import Event, HeadsetState, HookChanged, decode_and_step
 
 TESTS = Path(__file__).parent
 FIXTURE_DIR = TESTS / "fixtures" / "hid"
@@ -796,3 +797,109 @@ def test_bounded_memory_for_many_huge_usage_ranges() -> None:
     raw += b"\xc0"
     with pytest.raises(DescriptorError):
         parse_report_descriptor(bytes(raw))
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile layouts: a repeated usage, and watched fields that would make a report costly
+# --------------------------------------------------------------------------------------------
+
+
+def _events_per_report(raw: bytes, reports: list[bytes]) -> list[list[Event]]:
+    decoder = TelephonyDecoder(parse_report_descriptor(raw))
+    state, out = HeadsetState(), []
+    for t, report in enumerate(reports):
+        state, events = decode_and_step(decoder, state, report, float(t))
+        out.append(events)
+    return out
+
+
+def test_repeated_hook_switch_usage_is_one_control_and_the_first_field_wins() -> None:
+    # Report Count 2 on one Hook Switch usage: two variable fields with the same usage (bits 0
+    # and 1). The first field is the control; the second is ignored, as the kernel's hid-input
+    # ignores a usage already mapped on the same input device (HID_STAT_DUP_DETECTED).
+    raw = APP + VAR1[:-1] + b"\x02" + bytes.fromhex("09 20 81 02 95 06 81 03 c0")
+    decoder = TelephonyDecoder(parse_report_descriptor(raw))
+    assert decoder.controls == ("hook_switch",)
+    # One call: off hook (bit 0), bit 1 set and cleared by the device (changes nothing), back
+    # on hook. Exactly one off-hook and one on-hook, each on the report that made it.
+    events = _events_per_report(raw, [b"\x01", b"\x03", b"\x01", b"\x00", b"\x02"])
+    assert events == [[HookChanged(True)], [], [], [HookChanged(False)], []]
+
+
+def test_repeated_usage_across_a_variable_and_an_array_keeps_the_first_in_wire_order() -> None:
+    # Phone Mute as a 1-bit variable at bit 0, then again as an array slot (index 1 = Mute).
+    raw = (
+        APP
+        + VAR1
+        + bytes.fromhex("09 2f 81 06")  # Phone Mute, Data,Var,Rel
+        + bytes.fromhex("75 07 95 01 15 01 25 02 09 20 09 2f 81 00 c0")  # array: Hook, Mute
+    )
+    decoder = TelephonyDecoder(parse_report_descriptor(raw))
+    assert sorted(decoder.controls) == ["hook_switch", "phone_mute"]
+    mute_values = [
+        [cv.value for cv in decoder.decode(bytes([b])).values if cv.control == "phone_mute"]
+        for b in (0x00, 0x01, 0x04)  # nothing; variable bit; array slot = index 1 (Mute)
+    ]
+    assert mute_values == [[0], [1], [0]]
+    # The array still carries Hook Switch (index 1), the control it is first for.
+    assert {cv.control: cv.value for cv in decoder.decode(b"\x02").values}["hook_switch"] == 1
+
+
+def test_a_watched_usage_in_two_reports_is_decoded_in_each() -> None:
+    # epos_impact-d_1395-00a9.hid carries Volume Up/Down in input reports 1 (Consumer) and 2
+    # (Telephony): a repeated usage is one control per report, not per device.
+    d = _fixture("epos_impact-d_1395-00a9.hid")
+    decoder = TelephonyDecoder(d)
+    for rid in (1, 2):
+        report = d.reports_of(ReportKind.INPUT)[rid]
+        data = bytes([rid, 0b10]) + bytes(report.wire_bytes - 2)  # bit 1: Volume Up
+        values = {cv.control: cv.value for cv in decoder.decode(data).values}
+        assert values["volume_up"] == 1
+
+
+def _hook_bits_and_array(bits: int, slots: int) -> bytes:
+    """`bits` 1-bit Hook Switch fields, then an array of `slots` 8-bit slots over Telephony
+    usages 0x00..0xff (which holds Hook Switch, Flash, Redial, Drop and Phone Mute)."""
+    return (
+        APP
+        + VAR1[:-1]
+        + bytes([bits])
+        + bytes.fromhex("09 20 81 02 26 ff 00 75 08 95")
+        + bytes([slots])
+        + bytes.fromhex("19 00 2a ff 00 81 00 c0")
+    )
+
+
+HOSTILE_COSTLY = {
+    # 5 x Report Count 12288 of 1-bit Hook Switch: 61,440 watched fields in one report (every
+    # parser bound holds); decoding one report took 83 ms and gave 31,024 events.
+    "61440 Hook Switch bits": APP
+    + VAR1[:-2]
+    + bytes.fromhex("96 00 30")
+    + bytes.fromhex("09 20 81 02") * 5
+    + b"\xc0",
+    # An array of 12,288 slots over Telephony usages: 11 ms per report.
+    "array of 12288 slots": APP + bytes.fromhex("26 ff 2f 75 08 96 00 30 19 00 2a ff 2f 81 00 c0"),
+    "8 Hook Switch bits and 57 array slots": _hook_bits_and_array(8, 57),
+}
+
+
+@pytest.mark.parametrize("raw", HOSTILE_COSTLY.values(), ids=HOSTILE_COSTLY.keys())
+def test_descriptor_whose_watched_fields_cost_too_much_is_rejected(raw: bytes) -> None:
+    descriptor = parse_report_descriptor(raw)  # within every bound of the parser
+    with pytest.raises(DescriptorError, match="watched fields or array slots"):
+        TelephonyDecoder(descriptor)
+
+
+def test_watched_fields_at_the_bound_decode_with_one_value_per_control() -> None:
+    raw = _hook_bits_and_array(8, 56)  # 64 watched values: accepted
+    descriptor = parse_report_descriptor(raw)
+    (report,) = descriptor.reports_of(ReportKind.INPUT).values()
+    decoder = TelephonyDecoder(descriptor)
+    state, rng = HeadsetState(), random.Random("bound")
+    for _ in range(200):
+        data = rng.randbytes(report.wire_bytes)
+        controls = [cv.control for cv in decoder.decode(data).values]
+        assert len(controls) == len(set(controls)) == 5  # Hook, Flash, Redial, Drop, Mute
+        state, events = decode_and_step(decoder, state, data, 0.0)
+        assert len(events) <= len(controls)

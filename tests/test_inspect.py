@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from headsetd.hid.decoder import Control, TelephonyDecoder, has_telephony_inputs
 from headsetd.hid.descriptor import parse_report_descriptor
 from headsetd.hid.recording import Recording
 from headsetd.inspect import Description, describe, render_table
@@ -44,8 +45,20 @@ def _report(d: Description, direction: str, report_id: int | None) -> list[Any]:
     return list(report["fields"])
 
 
+CONTROL_KEYS = {"control", "report_id", "bit", "size", "relative"}
+
+
 def _check_shape(d: Description) -> None:
-    assert set(d) == {"name", "vendor_id", "product_id", "reports"}
+    # The contract: the first four keys as they always were; `watched` and `controls` added;
+    # `rejected` only when the decoder refuses the descriptor.
+    keys = {"name", "vendor_id", "product_id", "reports", "watched", "controls"}
+    assert set(d) in (keys, keys | {"rejected"})
+    assert isinstance(d["watched"], bool)
+    assert d["watched"] or d["controls"] == []
+    assert "rejected" not in d or not d["watched"]
+    for control in d["controls"]:
+        assert set(control) == CONTROL_KEYS
+        assert control["control"] in {c.value for c in Control}
     assert len(d["vendor_id"]) == 4
     assert len(d["product_id"]) == 4
     for report in d["reports"]:
@@ -201,3 +214,89 @@ def test_empty_telephony_collection_shows_no_telephony_fields() -> None:
     d = _describe(FIXTURES / "razer_kraken-kitty-v2_1532-0560.hid")
     _check_shape(d)
     assert not [f for r in d["reports"] for f in r["fields"] if f["page"] == 0x0B]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_watched_and_controls_agree_with_the_daemon(path: Path) -> None:
+    recording = Recording.load(path)
+    descriptor = parse_report_descriptor(recording.descriptor)
+    d = describe(recording, descriptor)
+    assert d["watched"] == has_telephony_inputs(descriptor)
+    if d["watched"]:
+        controls = [c["control"] for c in d["controls"]]
+        assert tuple(dict.fromkeys(controls)) == TelephonyDecoder(descriptor).controls
+        assert "watched: yes" in render_table(d)
+    else:
+        assert d["controls"] == []
+        assert "watched: no" in render_table(d)
+
+
+def test_jabra_controls_with_report_and_bit() -> None:
+    d = _describe(FIXTURES / "jabra_evolve-link-ms_0b0e-0307.hid")
+    assert d["watched"] is True
+    assert d["controls"] == [
+        {"control": "hook_switch", "report_id": 2, "bit": 0, "size": 1, "relative": False},
+        {"control": "phone_mute", "report_id": 2, "bit": 2, "size": 1, "relative": True},
+        {"control": "flash", "report_id": 2, "bit": 3, "size": 1, "relative": True},
+        {"control": "redial", "report_id": 2, "bit": 4, "size": 1, "relative": True},
+        {"control": "volume_down", "report_id": 1, "bit": 0, "size": 1, "relative": False},
+        {"control": "volume_up", "report_id": 1, "bit": 1, "size": 1, "relative": False},
+    ]
+    lines = render_table(d).splitlines()
+    assert lines[1] == "watched: yes; decoded controls:"
+    assert lines[3].split() == ["2", "0", "1", "hook_switch", "Abs"]
+
+
+def test_device_without_telephony_inputs_is_not_watched() -> None:
+    d = _describe(FIXTURES / "plantronics_blackwire-3220_047f-c056_vendor-ffa0.hid")
+    assert (d["watched"], d["controls"]) == (False, [])
+    assert "watched: no (no input field in a Telephony application collection)" in (render_table(d))
+
+
+def _recording(descriptor: bytes, name: str = "crafted") -> Recording:
+    return Recording(descriptor=descriptor, name=name, vendor_id=0x1234, product_id=0x5678)
+
+
+def test_descriptor_the_decoder_rejects_is_shown_with_the_reason() -> None:
+    # 5 x Report Count 12288 one-bit Hook Switch fields (see test_descriptor.py).
+    raw = bytes.fromhex("05 0b 09 05 a1 01 15 00 25 01 75 01 96 00 30")
+    raw += bytes.fromhex("09 20 81 02") * 5 + b"\xc0"
+    recording = _recording(raw)
+    d = describe(recording, parse_report_descriptor(raw))
+    _check_shape(d)
+    assert (d["watched"], d["controls"]) == (False, [])
+    assert "watched fields or array slots" in d["rejected"]
+    assert "watched: no (input report unnumbered has 61440 watched" in render_table(d)
+
+
+# Vendor page 0xff00 application, report 5: 63 vendor-defined 8-bit fields, then Hook Switch
+# repeated twice (Report Count 2) in a Telephony collection's report 6.
+VENDOR_63 = bytes.fromhex(
+    "06 00 ff 09 01 a1 01 85 05 15 00 26 ff 00 75 08 95 3f 09 01 81 02 c0"
+    "05 0b 09 05 a1 01 85 06 15 00 25 01 75 01 95 02 09 20 81 02 95 06 81 03 c0"
+)
+
+
+def test_repeated_fields_fold_into_one_row_and_the_json_keeps_every_field() -> None:
+    d = describe(_recording(VENDOR_63), parse_report_descriptor(VENDOR_63))
+    _check_shape(d)
+    (vendor,) = [r for r in d["reports"] if r["report_id"] == 5]
+    assert len(vendor["fields"]) == 63
+    assert [f["bit"] for f in vendor["fields"]] == list(range(0, 63 * 8, 8))
+    table = render_table(d)
+    rows = [" ".join(line.split()) for line in table.splitlines() if "0xff00 0x01" in line]
+    assert rows == ["0 8 63 Vendor 0xff00 Vendor 0xff00 0x01 Data,Var,Abs 0..255"]
+    # Hook Switch twice: two fields, one folded row, and one decoded control (the first).
+    hook_rows = [line.split() for line in table.splitlines() if "Hook Switch" in line]
+    assert [row[:3] for row in hook_rows] == [["0", "1", "2"]]
+    assert d["controls"] == [
+        {"control": "hook_switch", "report_id": 6, "bit": 0, "size": 1, "relative": False}
+    ]
+
+
+def test_fields_that_differ_or_are_not_adjacent_are_not_folded() -> None:
+    d = _describe(FIXTURES / "jabra_evolve-link-ms_0b0e-0307.hid")
+    table = render_table(d)
+    (report_2,) = [r for r in d["reports"] if (r["direction"], r["report_id"]) == ("input", 2)]
+    block = table.split("input report ID 2\n")[1].split("\n\n")[0].splitlines()
+    assert len(block) == 1 + len(report_2["fields"])  # header + one row per field

@@ -26,13 +26,17 @@ ones tests/recordings/make_recordings.py makes must equal its output.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import sys
+import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from headsetd.hid.recording import RecordedReport, RecordedReports, Recording
 
 TESTS = Path(__file__).resolve().parent
 RECORDINGS = TESTS / "recordings"
@@ -244,3 +248,56 @@ def test_replay_matches_expectations(path: Path, capsys: pytest.CaptureFixture[s
             assert _same(got[key], value), (
                 f"'{want}': {key}={got[key]!r}, want {value!r}\n{context}"
             )
+
+
+# --- the format's reader: memory proportional to the file --------------------------------------
+
+
+def _big_recording(path: Path, reports: int) -> list[RecordedReport]:
+    """A fixture's R:/N:/I: lines and `reports` 3-byte reports, one a millisecond."""
+    fixture = FIXTURES / "jabra_evolve-link-ms_0b0e-0307.hid"
+    want = [RecordedReport(i / 1000, bytes([2, i & 0xFF, i >> 8 & 0xFF])) for i in range(reports)]
+    with path.open("w") as out:
+        out.writelines(line + "\n" for line in _tagged_lines(fixture)["R"][:1])
+        out.write("N: big\nI: 3 0b0e 0307\n")
+        for r in want:
+            out.write(f"E: {r.t:013.6f} {len(r.data)} {r.data.hex(' ')}\n")
+    return want
+
+
+def test_recording_memory_is_proportional_to_its_size(tmp_path: Path) -> None:
+    # Issue 9: a 16.8 MB recording held 177 MB RSS (~130 bytes of objects per report, plus the
+    # whole text and its list of lines while parsing). bench/replay_memory.py measures RSS.
+    path = tmp_path / "big.hid"
+    want = _big_recording(path, 40_000)
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        recording = Recording.load(path)
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kept <= size, f"{kept} bytes kept for a {size}-byte file"
+    assert peak <= 2 * size, f"{peak} bytes at peak for a {size}-byte file"
+    reports = recording.reports
+    assert len(reports) == len(want)
+    assert (reports[0], reports[-1], reports[1234]) == (want[0], want[-1], want[1234])
+    assert list(reports) == want
+
+
+def test_reports_given_as_any_sequence_are_kept_compact_and_equal() -> None:
+    given = (RecordedReport(0.0, b"\x02\x01"), RecordedReport(0.5, b""), RecordedReport(1.5, b"x"))
+    recording = Recording(b"\x05\x0b", reports=given)
+    assert isinstance(recording.reports, RecordedReports)
+    assert recording.reports == given
+    assert recording == Recording(b"\x05\x0b", reports=list(given))
+    assert hash(recording) == hash(Recording(b"\x05\x0b", reports=list(given)))
+    assert recording.reports[-1] == given[-1]
+    assert list(recording.reports[1:]) == list(given[1:])
+    assert recording.reports[::-1] == given[::-1]
+    assert not Recording(b"\x05\x0b").reports
+    with pytest.raises(IndexError):
+        recording.reports[3]
+    out = io.StringIO()
+    recording.dump(out)
+    assert Recording.parse(out.getvalue()).reports == given

@@ -8,7 +8,9 @@ Never does: keep state between reports (`headsetd.session` does), look at output
 reports (those belong to the softphone), or use per-model byte tables: every position comes
 from the descriptor. Telephony usages count only inside a Telephony application collection,
 and Consumer usages inside a Consumer or Telephony one, so a vendor collection that mirrors the
-same usages is not counted twice.
+same usages is not counted twice. A usage repeated within one report is decoded once (the first
+field wins), and a report with more than `MAX_WATCHED_PER_REPORT` watched values is rejected
+with `DescriptorError` when the decoder is built, so a report's decoding cost is bounded.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from headsetd.hid import usages as u
-from headsetd.hid.descriptor import Field, ReportDescriptor, ReportKind
+from headsetd.hid.descriptor import DescriptorError, Field, ReportDescriptor, ReportKind
 
 
 class Control(StrEnum):
@@ -61,6 +63,14 @@ _APPLICATION_PAGES: dict[int, frozenset[int]] = {
 }
 
 
+# Watched values one input report may carry: variable fields and array slots whose usage is a
+# watched control, repeats included. Real headsets carry 2-9 (tests/fixtures/hid); a descriptor
+# with more is rejected (DescriptorError, the daemon's `malformed_descriptor`), so a hostile
+# device cannot make each report cost milliseconds (61,440 Hook Switch bits took 83 ms) or
+# thousands of events. Decoding then costs at most this many slot reads per report.
+MAX_WATCHED_PER_REPORT = 64
+
+
 class MalformedReport(ValueError):
     """An input report that does not fit the descriptor; `reason` is a short label."""
 
@@ -84,6 +94,18 @@ class Reading:
 
     report_id: int | None
     values: tuple[ControlValue, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedControl:
+    """Where a watched control is decoded from: its input report and field (for an array, the
+    whole array). `bit` counts from the first data bit, after the report-ID byte."""
+
+    control: Control
+    report_id: int | None
+    bit: int
+    size: int
+    relative: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,49 +152,78 @@ def control_of(field: Field, extended_usage: int) -> Control | None:
     return control if field.application >> 16 in allowed else None
 
 
-def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ...]) -> _ReportPlan:
+def _plan_report(
+    report_id: int | None, wire_bytes: int, fields: tuple[Field, ...]
+) -> tuple[_ReportPlan, list[DecodedControl]]:
+    """Compile one input report. A control is decoded from the first field (in wire order) and,
+    within an array, the first usage that carries it; a later repeat is ignored, as the
+    kernel's hid-input ignores a usage already mapped on the same input device
+    (HID_STAT_DUP_DETECTED). So `Report Count 2` on one Hook Switch usage is one control, and
+    one report gives at most one value per control."""
     offset = 0 if report_id is None else 8  # the report-ID byte precedes the data
     variables: list[_VariablePlan] = []
     arrays: list[_ArrayPlan] = []
     spans: list[tuple[int, int]] = []  # (first bit, bit count) of each watched field
+    decoded: list[DecodedControl] = []
+    seen: set[Control] = set()
+    watched_values = 0
     for field in fields:
         if field.is_padding:
             continue
         mask = (1 << field.size) - 1
         if field.variable:
             control = control_of(field, field.usages[0])
-            if control is not None:
+            watched_values += control is not None
+            if control is not None and control not in seen:
+                seen.add(control)
                 sign_bit = 1 << (field.size - 1) if field.signed else 0
                 variables.append(
                     _VariablePlan(control, offset + field.bit, mask, sign_bit, field.relative)
                 )
                 spans.append((offset + field.bit, field.size))
+                decoded.append(
+                    DecodedControl(control, report_id, field.bit, field.size, field.relative)
+                )
             continue
         mapping = []
+        carries_control = False
         for index, extended_usage in enumerate(field.usages):
             control = control_of(field, extended_usage)
-            if control is not None:
+            carries_control |= control is not None
+            if control is not None and control not in seen:
+                seen.add(control)
                 mapping.append((index + field.logical_min, control))
+        watched_values += field.count if carries_control else 0
         if mapping:
             arrays.append(
                 _ArrayPlan(
                     shifts=tuple(offset + field.bit + i * field.size for i in range(field.count)),
                     mask=mask,
                     index_of_control=tuple(mapping),
-                    controls=tuple(dict.fromkeys(c for _, c in mapping)),
+                    controls=tuple(c for _, c in mapping),
                     relative=field.relative,
                 )
             )
             spans.append((offset + field.bit, field.size * field.count))
+            decoded.extend(
+                DecodedControl(c, report_id, field.bit, field.size * field.count, field.relative)
+                for _, c in mapping
+            )
+    if watched_values > MAX_WATCHED_PER_REPORT:
+        rid = "unnumbered" if report_id is None else report_id
+        raise DescriptorError(
+            f"input report {rid} has {watched_values} watched fields or array slots; "
+            f"more than {MAX_WATCHED_PER_REPORT} is not a headset"
+        )
     if not spans:
-        return _ReportPlan(report_id, wire_bytes, (), (), 0, 0, 0)
+        return _ReportPlan(report_id, wire_bytes, (), (), 0, 0, 0), decoded
     first_byte = min(start for start, _ in spans) // 8
     end_byte = (max(start + bits for start, bits in spans) + 7) // 8
     base = first_byte * 8
     watched = 0
     for start, bits in spans:
         watched |= ((1 << bits) - 1) << (start - base)
-    return _ReportPlan(
+    plan = _ReportPlan(
         report_id,
         wire_bytes,
         tuple(replace(v, shift=v.shift - base) for v in variables),
@@ -181,6 +232,7 @@ def _plan_report(report_id: int | None, wire_bytes: int, fields: tuple[Field, ..
         end_byte,
         watched,
     )
+    return plan, decoded
 
 
 def has_telephony_inputs(descriptor: ReportDescriptor) -> bool:
@@ -197,8 +249,9 @@ def has_telephony_inputs(descriptor: ReportDescriptor) -> bool:
     )
 
 
-# Distinct watched-bit patterns remembered per report ID; a headset shows a few dozen at most.
-_CACHE_LIMIT = 256
+# Distinct watched-bit patterns remembered, all report IDs together: a headset shows a few
+# dozen at most; a bound on the total (not per ID) keeps 255 report IDs to ~1 MB.
+_CACHE_LIMIT = 1024
 
 
 class TelephonyDecoder:
@@ -209,22 +262,24 @@ class TelephonyDecoder:
     belongs to one session thread.
     """
 
-    __slots__ = ("_cache", "_numbered", "_plans", "controls")
+    __slots__ = ("_cache", "_cached", "_numbered", "_plans", "controls", "decoded")
 
     def __init__(self, descriptor: ReportDescriptor) -> None:
-        inputs = descriptor.reports_of(ReportKind.INPUT)
+        """Compile the plan; raises `DescriptorError` when a report carries more than
+        `MAX_WATCHED_PER_REPORT` watched values (see there)."""
         self._numbered = descriptor.numbered
-        self._plans: dict[int | None, _ReportPlan] = {
-            report_id: _plan_report(report_id, report.wire_bytes, report.fields)
-            for report_id, report in inputs.items()
-        }
+        self._plans: dict[int | None, _ReportPlan] = {}
+        decoded: list[DecodedControl] = []
+        for report_id, report in descriptor.reports_of(ReportKind.INPUT).items():
+            self._plans[report_id], placed = _plan_report(
+                report_id, report.wire_bytes, report.fields
+            )
+            decoded.extend(placed)
         self._cache: dict[int | None, dict[int, Reading]] = {r: {} for r in self._plans}
-        found: dict[Control, None] = {}
-        for plan in self._plans.values():
-            found.update((v.control, None) for v in plan.variables)
-            for array in plan.arrays:
-                found.update((c, None) for c in array.controls)
-        self.controls: tuple[Control, ...] = tuple(found)
+        self._cached = 0
+        self.decoded: tuple[DecodedControl, ...] = tuple(decoded)
+        """Where each watched control is decoded from, report by report, in wire order."""
+        self.controls: tuple[Control, ...] = tuple(dict.fromkeys(d.control for d in decoded))
         """Every watched control this device can report."""
 
     def decode(self, report: bytes) -> Reading:
@@ -247,8 +302,9 @@ class TelephonyDecoder:
         reading = cache.get(bits)
         if reading is None:
             reading = _read(plan, bits)
-            if len(cache) < _CACHE_LIMIT:
+            if self._cached < _CACHE_LIMIT:
                 cache[bits] = reading
+                self._cached += 1
         return reading
 
 
