@@ -60,12 +60,6 @@ SITE_ALERTS = {"HeadsetdSiteDown"}  # many workstations of a site down; inhibits
 # plus THE pending set: metrics of the contract (issues 6 and 7) the daemon does not export yet.
 # When one lands, test_pending_metrics_are_not_exported_yet fails: delete its line here.
 PENDING = {
-    # issue 6 (device model), being added by the lead
-    "headsetd_device_approved",
-    "headsetd_device_disconnects_in_call_total",
-    "headsetd_workstation_devices",
-    "headsetd_workstation_seat_active",
-    "headsetd_log_errors_total",
     # issue 7 (microphone and audio server)
     "headsetd_audio_server_up",
     "headsetd_audio_errors_total",
