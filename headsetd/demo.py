@@ -114,5 +114,8 @@ def _introduce(fleet: s.Fleet, single: s.SingleTier, workdir: Path) -> None:
     )
 
 
+# The command line's convention for a command with a parser of its own (headsetd.cli).
+main = run_demo
+
 if __name__ == "__main__":
     raise SystemExit(run_demo())
