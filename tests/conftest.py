@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 import structlog
 
+# The e2e stack's session fixtures (fleet_stack, fleet_prometheus): see tests/stack.
+pytest_plugins = ["tests.stack.fixtures"]
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 FIXTURES = TESTS / "fixtures" / "hid"

@@ -508,8 +508,78 @@ EDGE_CASES: tuple[Callable[[], Recording], ...] = (
 )
 
 
+# --- the simulated fleet's scenarios (headsetd/scenario.py) ----------------------------------
+
+SHIFT_CALLS = 15  # a 10-minute stretch of a shift: a call every 40 s
+SHIFT_DEVICES = (
+    CallDevice("jabra_biz-2400-ii_0b0e-2453", 2, 1, idle=True),
+    CallDevice("plantronics_blackwire-c5220_047f-c053", 8, 2, idle=True),
+    CallDevice("epos_impact-d_1395-00a9", 2, 1, idle=True),
+)
+
+
+def shift(dev: CallDevice) -> Recording:
+    """Calls back to back, as an agent's shift: what a quiet workstation of the fleet replays."""
+    rec = Recording(
+        Fixture.load(dev.stem),
+        "shift",
+        [
+            f"Ten minutes of a shift: {SHIFT_CALLS} calls, one every 40 s. At 0.000 the device",
+            "sends an all-released report (on-hook). Each call: answer (Hook Switch 1), two",
+            "Phone Mute presses (1 then 0, 80 ms apart) 5 s and 12 s in, hang-up (Hook Switch 0)",
+            "25 s in. The recording ends 10 s after the last hang-up (unplug, on-hook).",
+        ],
+    )
+    tel = dev.telephony
+    rec.expect(0, "device_connected")
+    rec.send(0, tel, hook=0, mute=0)
+    rec.expect(0, "hook_changed", off_hook=False)
+    end = 0
+    for number in range(SHIFT_CALLS):
+        start = 5000 + number * 40000
+        rec.send(start, tel, hook=1)
+        rec.expect(start, "hook_changed", off_hook=True)
+        for offset in (5000, 12000):
+            rec.send(start + offset, tel, mute=1)
+            rec.expect(start + offset, "mute_pressed")
+            rec.send(start + offset + 80, tel, mute=0)
+        rec.send(start + 25000, tel, hook=0)
+        rec.expect(start + 25000, "hook_changed", off_hook=False)
+        end = start + 35000
+    rec.send(end, tel, hook=0)  # an idle report repeating on-hook: no event
+    rec.expect(end, "device_disconnected")
+    return rec
+
+
+def unplug_in_call() -> Recording:
+    dev = CallDevice("jabra_evolve-link-ms_0b0e-0307", 2, None, idle=False)
+    rec = Recording(
+        Fixture.load(dev.stem),
+        "unplug-in-call",
+        [
+            "The headset is unplugged during a call: answer at 0.000 (Hook Switch 1), one Phone",
+            "Mute press at 3.000 (1 then 0), and the recording ends at 6.000 on a report that",
+            "still says Hook Switch 1, so the unplug comes while off-hook.",
+        ],
+    )
+    rec.expect(0, "device_connected")
+    rec.send(0, dev.telephony, hook=1)
+    rec.expect(0, "hook_changed", off_hook=True)
+    rec.send(3000, dev.telephony, mute=1)
+    rec.expect(3000, "mute_pressed")
+    rec.send(3080, dev.telephony, mute=0)
+    rec.send(6000, dev.telephony, busy=1)  # Line Busy Tone (not watched): hook repeats 1
+    rec.expect(6000, "device_disconnected")
+    return rec
+
+
 def recordings() -> list[Recording]:
-    return [call(dev) for dev in CALL_DEVICES] + [make() for make in EDGE_CASES]
+    return (
+        [call(dev) for dev in CALL_DEVICES]
+        + [make() for make in EDGE_CASES]
+        + [shift(dev) for dev in SHIFT_DEVICES]
+        + [unplug_in_call()]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
