@@ -22,6 +22,7 @@ import yaml
 from grafana.boards import Board, boards, dashboard_json
 from grafana.build import DASHBOARDS, stale
 from tests.conftest import GOLDEN, REPO
+from tests.grafana.live import Prometheus, resolve, variables
 from tests.grafana.promql import (
     LINT_VALUES,
     RANGE_SENTINEL,
@@ -30,7 +31,10 @@ from tests.grafana.promql import (
     substitute,
     walk,
 )
-from tests.grafana.standin import recording_rule_names
+from tests.grafana.standin import (
+    fleet_prometheus,  # noqa: F401 - STAND-IN, remove at merge: tests/stack provides it
+    recording_rule_names,
+)
 
 SCHEMAS = REPO.parent / "shared" / "schemas" / "grafana-dashboard-11.6"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -362,3 +366,61 @@ def test_provisioning_files() -> None:
     assert provider["type"] == "file"
     assert provider["allowUiUpdates"] is False, "boards are generated: edit grafana/boards.py"
     assert Path(provider["options"]["path"]).is_absolute()
+
+
+# --- live: every query against a Prometheus holding the e2e scenario -------------------------
+
+# (board uid, panel id, refId) -> (series returned, the $workstation that returned them).
+Outcomes = dict[tuple[str, int, str], tuple[int, str]]
+
+
+def choices(board: Board, prometheus: Prometheus) -> list[dict[str, str]]:
+    """Grafana's variable values to try: the Workstation board once per workstation."""
+    if not any(v.name == "workstation" for v in board.variables):
+        return [{}]
+    names = prometheus.label_values('headsetd_workstation_info{job="headsetd"}', "workstation")
+    return [{"workstation": name} for name in names]
+
+
+@pytest.fixture(scope="module")
+def outcomes(fleet_prometheus: Any) -> Outcomes:  # noqa: F811
+    prometheus = Prometheus(fleet_prometheus.url)
+    window = prometheus.window()
+    found: Outcomes = {}
+    for board in BOARDS:
+        model = committed(board)
+        for chosen in choices(board, prometheus):
+            values = resolve(model, prometheus, chosen) | window.values()
+            for panel, target in exprs(model):
+                key = (board.uid, panel["id"], target["refId"])
+                if found.get(key, (0, ""))[0]:
+                    continue
+                expr = substitute(target["expr"], values)
+                walk(expr)  # parses, or raises with the position
+                series = prometheus.run(expr, instant=target.get("instant", False), window=window)
+                found[key] = (len(series), chosen.get("workstation", ""))
+    return found
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=BOARD_IDS)
+def test_every_query_returns_data_unless_marked_empty(board: Board, outcomes: Outcomes) -> None:
+    problems = []
+    for panel_id, panel, ref, query in board.queries():
+        count, _where = outcomes[(board.uid, panel_id, ref)]
+        if not count and not query.empty_in_scenario:
+            problems.append(f"{panel.title} {ref}: no data in the scenario: {query.expr}")
+        if count and query.empty_in_scenario:
+            problems.append(
+                f"{panel.title} {ref}: returns data now: remove its mark "
+                f"({query.empty_in_scenario!r})"
+            )
+    assert problems == []
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=BOARD_IDS)
+def test_every_variable_has_values_in_the_scenario(board: Board, fleet_prometheus: Any) -> None:  # noqa: F811
+    prometheus = Prometheus(fleet_prometheus.url)
+    model = committed(board)
+    for chosen in choices(board, prometheus):
+        for name, (_value, options) in variables(model, prometheus, chosen).items():
+            assert options, f"${name} has no values with {chosen}"
