@@ -198,12 +198,17 @@ def fleet() -> Board:
                 "Sites and teams",
                 "table",
                 (0, 4, 10, 8),
-                (
-                    Query(f"site_team:headsetd_workstations:count{{{RULES}}}"),
-                    Query(f"site_team:headsetd_workstations_up:sum{{{RULES}}}"),
-                    Query(f"{alerting} or (site_team:headsetd_workstations:count{{{RULES}}} * 0)"),
-                    Query(f"site_team:headsetd_devices_connected:sum{{{RULES}}}"),
-                    Query(f"site_team:headsetd_devices_off_hook:sum{{{RULES}}}"),
+                # sum by (site, team) drops __name__, so the merge joins the rows of the five
+                # rules (Grafana's table keeps __name__ as a column, and rows differ by it).
+                tuple(
+                    Query(f"sum by (site, team) ({expr})")
+                    for expr in (
+                        f"site_team:headsetd_workstations:count{{{RULES}}}",
+                        f"site_team:headsetd_workstations_up:sum{{{RULES}}}",
+                        f"{alerting} or site_team:headsetd_workstations:count{{{RULES}}} * 0",
+                        f"site_team:headsetd_devices_connected:sum{{{RULES}}}",
+                        f"site_team:headsetd_devices_off_hook:sum{{{RULES}}}",
+                    )
                 ),
                 "Workstations with a problem now (an alert firing), by site and team.",
                 rename=(

@@ -7,10 +7,16 @@ screenshotted by a real headless Chromium, with no console error and no unexplai
 
 from __future__ import annotations
 
+import collections
 import copy
+import functools
+import http.server
 import json
 import os
 import re
+import shutil
+import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +27,8 @@ import yaml
 
 from grafana.boards import Board, boards, dashboard_json
 from grafana.build import DASHBOARDS, stale
-from tests.conftest import GOLDEN, REPO
+from tests.conftest import GOLDEN, REPO, require_tool
+from tests.grafana.chromium import chromium
 from tests.grafana.live import Prometheus, resolve, variables
 from tests.grafana.promql import (
     LINT_VALUES,
@@ -424,3 +431,76 @@ def test_every_variable_has_values_in_the_scenario(board: Board, fleet_prometheu
     for chosen in choices(board, prometheus):
         for name, (_value, options) in variables(model, prometheus, chosen).items():
             assert options, f"${name} has no values with {chosen}"
+
+
+# --- the preview page, screenshotted by a real headless Chromium ------------------------------
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """No access log on the test output."""
+
+
+@pytest.fixture(scope="module")
+def preview_server() -> Iterator[str]:
+    """grafana/ over HTTP on loopback: the page fetches ../dashboards/ as it would when served."""
+    handler = functools.partial(QuietHandler, directory=str(REPO / "grafana"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join()
+    server.server_close()
+
+
+def keep_artifact(path: Path) -> None:
+    print(f"screenshot: {path}")
+    artifacts = os.environ.get("HEADSETD_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(artifacts) / path.name)
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=BOARD_IDS)
+def test_preview_draws_every_panel_with_no_console_error(
+    board: Board,
+    fleet_prometheus: Any,  # noqa: F811
+    preview_server: str,
+    outcomes: Outcomes,
+    tmp_path: Path,
+) -> None:
+    executable = require_tool("chromium")
+    prometheus = Prometheus(fleet_prometheus.url)
+    window = prometheus.window()
+    query = {
+        "dashboard": f"../dashboards/{board.file_name()}",
+        "prometheus": fleet_prometheus.url,
+        "from": f"{window.start * 1000:.0f}",
+        "to": f"{window.end * 1000:.0f}",
+        "scrape": f"{window.scrape_seconds:g}s",
+    }
+    # The workstation whose queries returned data first in the live test (the richest one).
+    where = collections.Counter(
+        w for (uid, _, _), (n, w) in outcomes.items() if uid == board.uid and n
+    )
+    if where.most_common(1)[0][0]:
+        query["var-workstation"] = where.most_common(1)[0][0]
+    url = f"{preview_server}/preview/index.html?{urllib.parse.urlencode(query)}"
+    with chromium(executable) as browser:
+        page = browser.open(url, width=1600, height=1000)
+        title = page.wait_for("document.title !== 'preview: loading' && document.title", timeout=30)
+        report = page.evaluate("window.previewReport")
+        shot = tmp_path / f"{board.uid}.png"
+        shot.write_bytes(page.screenshot(width=1600))
+        problems = list(page.problems)
+    keep_artifact(shot)
+    assert title == "preview: done", report["errors"]
+    assert problems == []
+    assert [entry["id"] for entry in report["panels"]] == list(range(1, len(board.panels) + 1))
+    empty = [
+        f"{entry['title']}: no data, and not every query is marked empty in the scenario"
+        for entry, panel in zip(report["panels"], board.panels, strict=True)
+        if entry["series"] == 0 and not all(q.empty_in_scenario for q in panel.queries)
+    ]
+    assert empty == []

@@ -10,6 +10,7 @@ Owns: the HTTP calls to Prometheus' query API. Never does: start or stop a serve
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 import urllib.parse
@@ -62,9 +63,16 @@ class Prometheus:
                 return seconds(scrape.get("scrape_interval", default))
         return seconds(default)
 
+    def started(self) -> float:
+        """When the server started (its data begins there), as a Unix time."""
+        text = self.get("/api/v1/status/runtimeinfo")["startTime"]
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
     def window(self, minutes: float = 5, points: int = 150) -> Window:
-        end = time.time()
-        start = end - minutes * 60
+        """The last `minutes`, or less when the server has not run that long (whole seconds:
+        query_range steps then land on whole seconds, as the preview page assumes)."""
+        end = float(int(time.time()))
+        start = float(int(max(end - minutes * 60, self.started())))
         return Window(start, end, max(1.0, round((end - start) / points)), self.scrape_seconds())
 
     def run(self, expr: str, *, instant: bool, window: Window) -> list[dict[str, Any]]:

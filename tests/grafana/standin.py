@@ -207,14 +207,18 @@ def fleet_prometheus() -> Iterator[Fleet]:
                 lambda: len(instant(url, 'up{job="headsetd"} == 1')) == len(SCENARIO),
                 30,
             )
-            # Rates need two samples in their window; the flapping alert needs 3 unplugs.
+            # Rates need two samples in their window. The flapping alert needs 3 unplugs within
+            # 10 minutes; with fewer samples than that, increase() extrapolates around 3 and the
+            # alert flickers. So wait for 6 unplugs counted (the raw counter, no extrapolation),
+            # then for the alert to have been firing at each of the last 3 evaluations.
             wait_until(
-                "recording rules and an alert",
+                "recording rules, 6 unplugs and a steady alert",
                 lambda: (
                     bool(instant(url, "site_team:headsetd_device_disconnects:rate5m > 0"))
-                    and bool(instant(url, 'ALERTS{alertstate="firing"}'))
+                    and bool(instant(url, 'headsetd_device_disconnects_total{job="headsetd"} >= 6'))
+                    and bool(instant(url, 'count_over_time(ALERTS{alertstate="firing"}[3s]) >= 3'))
                 ),
-                45,
+                60,
             )
             yield Fleet(url, SCENARIO)
         finally:
