@@ -17,20 +17,22 @@ What it measures, per report that changes an exported value (hook on, mute press
 Each figure is its own pass over the same report sequence. The render duration alone (an
 unchanged fleet) is printed too, since a render-based figure includes up to one of them.
 
-How: the real `Daemon` (its `Session` thread, `TelephonyDecoder`, `step`, `Fleet`,
-`HeadsetCollector`, logging configured as JSON lines to /dev/null, ProcessCollector, HTTP
-server) with one stand-in: a `HidTransport` whose `read(timeout)` blocks on a `queue.Queue`
-that this script pushes to, handed out by a one-device `Discovery`. The descriptor is the
+How: the real `Daemon` (its reader loop on a thread of its own here, `HidrawSource`,
+`TelephonyDecoder`, `step`, `Fleet`, `HeadsetCollector`, logging configured as JSON lines to
+/dev/null, ProcessCollector, HTTP server) with one stand-in: the device node is a FIFO, which
+the production `HidrawSource` opens read-only and waits on in the loop's selector exactly as it
+would a hidraw node; this script writes each report into the FIFO, handed out by a one-device
+`Discovery`. The descriptor is the
 Jabra EVOLVE LINK MS fixture (report 2: Hook Switch absolute at bit 0, Phone Mute relative at
 bit 2). The sequence repeats hook on, mute press, mute release, hook off; the release changes
 no exported value and is pushed unmeasured (and drained) before the next one. Between samples
-the script sleeps a seeded random 0.5-1.5 ms, so each report finds the session parked in
-read(), as a real report would. The timestamp is `time.perf_counter_ns()` just before
-`Queue.put`; pollers call `time.sleep(0)` between attempts to yield the GIL.
+the script sleeps a seeded random 0.5-1.5 ms, so each report finds the loop parked in
+select(), as a real report would. The timestamp is `time.perf_counter_ns()` just before the
+write(2); pollers call `time.sleep(0)` between attempts to yield the GIL.
 
 Target: push -> visible in a /metrics render (scrape after update), p99 < 1 ms. Back-to-back
 renders are a worst case no Prometheus produces (one scrape every 15-60 s): the update waits
-for the render under way, and the session thread for the GIL that render holds.
+for the render under way, and the loop thread for the GIL that render holds.
 
     .venv/bin/python bench/latency.py [--samples N] [--seed N]
 """
@@ -40,9 +42,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import queue
 import random
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -53,11 +56,13 @@ from prometheus_client import generate_latest
 from headsetd.clock import MonotonicClock
 from headsetd.config import Config, Listen
 from headsetd.daemon import Daemon
-from headsetd.discovery import DeviceInfo
+from headsetd.discovery import ChangeSink, PartAdded
 from headsetd.fleet import DeviceRecord
 from headsetd.hid.recording import Recording
-from headsetd.hid.transport import DeviceGone, HidTransport
+from headsetd.hid.source import HidrawSource, HidSource
+from headsetd.identity import DeviceIdentity, HidInterface
 from headsetd.logs import configure_logging
+from headsetd.loop import ReaderLoop
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "hid" / "jabra_evolve-link-ms_0b0e-0307.hid"
@@ -69,38 +74,20 @@ MUTE_UP = HOOK_ON  # Phone Mute back to 0: the end of the press, no exported cha
 HOOK_OFF = bytes([0x02, 0x00, 0x00])
 
 
-class QueueTransport:
-    """The only stand-in: read() blocks on a queue; None in the queue means unplugged."""
+class FifoDiscovery:
+    """One device whose node is a FIFO: the production HidrawSource reads it in the loop."""
 
-    def __init__(self) -> None:
-        self.queue: queue.Queue[bytes | None] = queue.Queue()
+    def __init__(self, part: PartAdded) -> None:
+        self.part = part
 
-    def read(self, timeout: float) -> bytes | None:
-        try:
-            item = self.queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if item is None:
-            raise DeviceGone("unplugged")
-        return item
+    def start(self, loop: ReaderLoop, changes: ChangeSink) -> None:
+        changes(self.part)
 
-    def close(self) -> None:
-        pass
-
-
-class OneDeviceDiscovery:
-    def __init__(self, info: DeviceInfo, transport: QueueTransport) -> None:
-        self.info = info
-        self.transport = transport
-
-    def start(self, on_add: Callable[[DeviceInfo], None], on_remove: Callable[[str], None]) -> None:
-        on_add(self.info)
-
-    def open(self, info: DeviceInfo) -> HidTransport:
-        return self.transport
+    def open(self, hid: HidInterface) -> HidSource:
+        return HidrawSource(hid.node)
 
     def stop(self) -> None:
-        self.transport.queue.put(None)
+        pass
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -110,22 +97,23 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 
 class Bench:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, fifo: Path) -> None:
         recording = Recording.load(FIXTURE)
-        self.info = DeviceInfo(
-            path="bench-0",
+        identity = DeviceIdentity(
+            key="bench-0",
             vendor_id=recording.vendor_id,
             product_id=recording.product_id,
-            descriptor=recording.descriptor,
             product="Jabra EVOLVE LINK MS",
             serial="BENCH0001",
         )
-        self.device = self.info.device_id
-        self.transport = QueueTransport()
+        self.device = identity.device_id
+        os.mkfifo(fifo)
+        part = PartAdded(identity, HidInterface(str(fifo), recording.descriptor))
         config = Config(workstation="bench", listen=Listen("127.0.0.1", 0))
-        self.daemon = Daemon(
-            config, OneDeviceDiscovery(self.info, self.transport), MonotonicClock()
-        )
+        self.daemon = Daemon(config, FifoDiscovery(part), MonotonicClock())
+        self.thread = threading.Thread(target=self.daemon.run, name="loop")
+        self.fifo = fifo
+        self.writer = -1
         self.url = f"http://127.0.0.1:{self.daemon.listen.port}/metrics"
         self.rng = random.Random(seed)
         # What has been pushed so far, to know what the next value must look like.
@@ -134,7 +122,7 @@ class Bench:
 
     def record(self) -> DeviceRecord:
         snapshot = self.daemon.fleet.snapshot(self.daemon.clock.now())
-        return next(r for r in snapshot.devices if r.info.device_id == self.device)
+        return next(r for r in snapshot.devices if r.device_id == self.device)
 
     # -- what a change looks like in each view ---------------------------------------------
 
@@ -191,7 +179,7 @@ class Bench:
         """Push one report; microseconds until `shows()` is true (checked every `pause` s)."""
         time.sleep(self.rng.uniform(0.0005, 0.0015))
         start = time.perf_counter_ns()
-        self.transport.queue.put(report)
+        os.write(self.writer, report)
         while not shows():
             time.sleep(pause)
             if time.perf_counter_ns() - start > 5e9:
@@ -199,11 +187,9 @@ class Bench:
         return (time.perf_counter_ns() - start) / 1000
 
     def drain(self, report: bytes) -> None:
-        """Push a report that changes nothing exported, and let the session consume it."""
-        self.transport.queue.put(report)
-        while not self.transport.queue.empty():
-            time.sleep(0)
-        time.sleep(0.001)
+        """Push a report that changes nothing exported, and let the loop consume it."""
+        os.write(self.writer, report)
+        time.sleep(0.002)
 
     def run_pass(self, samples: int, view: str) -> list[float]:
         make = {
@@ -213,7 +199,7 @@ class Bench:
             "http": self.http_shows,
         }
         shows = make[view]
-        # Polling the fleet in a tight loop would hold the GIL the session thread needs; a
+        # Polling the fleet in a tight loop would hold the GIL the loop thread needs; a
         # 20 us sleep releases it (and makes the figures slightly pessimistic).
         pause = 20e-6 if view in ("fleet", "scrape") else 0.0
         out: list[float] = []
@@ -251,10 +237,11 @@ def main() -> int:
     args = parser.parse_args()
     http_samples = args.samples if args.http_samples is None else args.http_samples
 
-    with open(os.devnull, "w") as devnull:
+    with open(os.devnull, "w") as devnull, tempfile.TemporaryDirectory() as tmp:
         configure_logging("json", "info", stream=devnull)
-        bench = Bench(args.seed)
-        bench.daemon.start()
+        bench = Bench(args.seed, Path(tmp) / "hidraw-bench")
+        bench.thread.start()
+        bench.writer = os.open(bench.fifo, os.O_WRONLY)  # opened once the loop reads it
         try:
             bench.render_durations(50)  # warm-up: imports, caches
             results = {
@@ -266,6 +253,8 @@ def main() -> int:
             }
         finally:
             bench.daemon.stop()
+            bench.thread.join(5)
+            os.close(bench.writer)
 
     print(f"{'microseconds':34} {'n':>5} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")
     for label, unsorted in results.items():

@@ -1,7 +1,10 @@
 """The clock seam: every time headsetd measures comes from an injected `Clock`.
 
-Owns: the `Clock` protocol and the production `MonotonicClock`. Never does: wall-clock
-arithmetic for durations (wall time jumps; log timestamps are structlog's business).
+Owns: the `Clock` protocol, the production `MonotonicClock`, and `ManualClock`, which moves
+only when told (tests, and `headsetd replay`, which runs recordings on simulated time).
+
+Never does: wall-clock arithmetic for durations (wall time jumps; log timestamps are
+structlog's business).
 """
 
 from __future__ import annotations
@@ -29,3 +32,7 @@ class ManualClock:
 
     def now(self) -> float:
         return self.t
+
+    def advance_to(self, t: float) -> None:
+        """Move to `t` (never backwards): the reader loop's simulated time."""
+        self.t = max(self.t, t)

@@ -22,26 +22,40 @@ from prometheus_client.core import (
     Metric,
 )
 
+from headsetd.classify import Kind
+from headsetd.events import DEVICE_ERROR_KINDS, DISCOVERY_ERROR_KINDS
 from headsetd.fleet import DeviceRecord, FleetSnapshot
 from headsetd.hid.decoder import BUTTONS, Control
+from headsetd.identity import hex4
+from headsetd.policy import Policy
 
-ERROR_KINDS = ("read", "malformed_report", "access_denied", "open")
+
+def _no_policy() -> Policy | None:
+    return None
+
+
+def _no_seat() -> bool | None:
+    return None
 
 
 class HeadsetCollector:
-    """Renders `snapshot()` on every scrape; workstation facts are fixed at start-up."""
+    """Renders `snapshot()` on every scrape, with the workstation facts `workstation()` and the
+    approved-models `policy()` of the moment (both change on a configuration reload), and
+    whether a user session is active (`seat_active()`, None without logind)."""
 
     def __init__(
         self,
         snapshot: Callable[[], FleetSnapshot],
         version: str,
-        workstation: Mapping[str, str],
-        discovery_errors: Callable[[], Mapping[str, int]] = dict,
+        workstation: Callable[[], Mapping[str, str]],
+        policy: Callable[[], Policy | None] = _no_policy,
+        seat_active: Callable[[], bool | None] = _no_seat,
     ) -> None:
         self._snapshot = snapshot
         self._version = version
-        self._workstation = dict(workstation)
-        self._discovery_errors = discovery_errors
+        self._workstation = workstation
+        self._policy = policy
+        self._seat_active = seat_active
 
     def describe(self) -> list[Metric]:
         # Registering must not take a snapshot (that would run collect() at start-up).
@@ -52,25 +66,54 @@ class HeadsetCollector:
         yield InfoMetricFamily(
             "headsetd_workstation",
             "The workstation and its configured static facts (site, team, desk).",
-            self._workstation,
+            dict(self._workstation()),
         )
+        snapshot = self._snapshot()
         discovery = CounterMetricFamily(
             "headsetd_discovery_errors",
-            "HID devices that could not be examined, by kind (unreadable, malformed_descriptor).",
+            "Devices that could not be examined, by kind "
+            "(malformed_descriptor, unreadable, internal).",
             labels=["kind"],
         )
-        for kind, count in sorted(self._discovery_errors().items()):
-            discovery.add_metric([kind], count)
+        errors = snapshot.discovery_errors
+        for kind in sorted(set(DISCOVERY_ERROR_KINDS) | set(errors)):
+            discovery.add_metric([kind], errors.get(kind, 0))
         yield discovery
-        yield from render_devices(self._snapshot())
+        yield from render_workstation(snapshot, self._seat_active())
+        yield from render_devices(snapshot, self._policy())
 
 
-def render_devices(snapshot: FleetSnapshot) -> Iterator[Metric]:
-    """The per-device families of one snapshot."""
+def render_workstation(snapshot: FleetSnapshot, seat_active: bool | None) -> Iterator[Metric]:
+    """What the desk has now: connected devices by kind, and whether someone is logged in."""
+    devices = GaugeMetricFamily(
+        "headsetd_workstation_devices",
+        "Connected devices by kind; every kind is present, 0 included.",
+        labels=["kind"],
+    )
+    connected = [r.facts.classification.kind for r in snapshot.devices if r.connected]
+    for kind in Kind:
+        devices.add_metric([kind.value], connected.count(kind))
+    yield devices
+    seat = GaugeMetricFamily(
+        "headsetd_workstation_seat_active",
+        "1 while a user session is active on seat0 (logind); absent without logind.",
+    )
+    if seat_active is not None:
+        seat.add_metric([], float(seat_active))
+    yield seat
+
+
+def render_devices(snapshot: FleetSnapshot, policy: Policy | None = None) -> Iterator[Metric]:
+    """The per-device families of one snapshot; `headsetd_device_approved` with a policy."""
     now = snapshot.taken_at
     info = InfoMetricFamily(
         "headsetd_device",
-        "A known headset and its identity; device-supplied strings are sanitised.",
+        "A known device, its identity and kind; device-supplied strings are sanitised.",
+    )
+    approved = GaugeMetricFamily(
+        "headsetd_device_approved",
+        "1 if the device's vendor:product is on the configured approved list, else 0.",
+        labels=["device"],
     )
     connected = GaugeMetricFamily(
         "headsetd_device_connected",
@@ -87,6 +130,11 @@ def render_devices(snapshot: FleetSnapshot) -> Iterator[Metric]:
     )
     disconnects = CounterMetricFamily(
         "headsetd_device_disconnects", "Times the device was unplugged.", labels=["device"]
+    )
+    disconnects_in_call = CounterMetricFamily(
+        "headsetd_device_disconnects_in_call",
+        "Times the device was unplugged while off-hook (in a call).",
+        labels=["device"],
     )
     off_hook = GaugeMetricFamily(
         "headsetd_device_off_hook",
@@ -118,17 +166,22 @@ def render_devices(snapshot: FleetSnapshot) -> Iterator[Metric]:
     )
     errors = CounterMetricFamily(
         "headsetd_device_errors",
-        "Device errors by kind (read, malformed_report, access_denied, open).",
+        "Device errors by kind (read, malformed_report, access_denied, open, internal).",
         labels=["device", "kind"],
     )
     for record in snapshot.devices:
-        d = record.info.device_id
+        d = record.device_id
         info.add_metric([], _info_labels(record))
+        if policy is not None:
+            ids = record.identity
+            approved.add_metric([d], float(policy.approves(ids.vendor_id, ids.product_id)))
         connected.add_metric([d], float(record.connected))
-        readable.add_metric([d], float(record.readable))
+        if record.controls:  # a device with call control has something to read
+            readable.add_metric([d], float(record.readable))
         connects.add_metric([d], record.connects)
         disconnects.add_metric([d], record.disconnects)
         if Control.HOOK_SWITCH in record.controls:
+            disconnects_in_call.add_metric([d], record.disconnects_in_call)
             if record.connected and record.state.off_hook is not None:
                 off_hook.add_metric([d], float(record.state.off_hook))
             for state in ("off_hook", "on_hook"):
@@ -141,20 +194,25 @@ def render_devices(snapshot: FleetSnapshot) -> Iterator[Metric]:
         for button in BUTTONS:
             if button in record.controls:
                 buttons.add_metric([d, button.value], record.button_presses.get(button.value, 0))
-        for kind in sorted(set(ERROR_KINDS) | set(record.errors)):
-            errors.add_metric([d, kind], record.errors.get(kind, 0))
-    yield from (info, connected, readable, connects, disconnects, off_hook, hook_changes)
+        if record.controls:  # errors of reading: only a device with something to read has them
+            for kind in sorted(set(DEVICE_ERROR_KINDS) | set(record.errors)):
+                errors.add_metric([d, kind], record.errors.get(kind, 0))
+    yield from (info, approved, connected, readable, connects, disconnects, disconnects_in_call)
+    yield from (off_hook, hook_changes)
     yield from (off_hook_seconds, mute_presses, muted, buttons, errors)
 
 
 def _info_labels(record: DeviceRecord) -> dict[str, str]:
-    i = record.info
+    i, c = record.identity, record.facts.classification
     return {
         "device": i.device_id,
-        "vendor_id": f"{i.vendor_id:04x}",
-        "product_id": f"{i.product_id:04x}",
+        "vendor_id": hex4(i.vendor_id),
+        "product_id": hex4(i.product_id),
         "manufacturer": i.manufacturer,
         "product": i.product,
         "serial": i.serial,
         "firmware": i.firmware,
+        "kind": c.kind.value,
+        "call_control": str(c.call_control).lower(),
+        "has_microphone": str(c.has_microphone).lower(),
     }

@@ -13,11 +13,13 @@ run time, or accept a value it has not checked (label names, port range, duratio
 
     [devices]
     retention_seconds = 86400        # keep an unplugged device's series (connected 0) this long
-    read_timeout_seconds = 10.0      # how often an idle reader wakes (an unplug ends reads at once)
 
     [log]
     format = "auto"                  # auto (pretty on a terminal, else JSON) | json | console
     level = "info"
+
+    [policy]
+    approved = ["0b0e:0307", "047f:*"]   # vendor:product patterns; no [policy]: nothing judged
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from headsetd.policy import Policy, parse_pattern
 
 DEFAULT_PORT = 10481
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -54,9 +58,9 @@ class Config:
     static_labels: tuple[tuple[str, str], ...] = ()
     listen: Listen = field(default_factory=lambda: Listen("0.0.0.0", DEFAULT_PORT))  # noqa: S104 - scraped from the network
     retention_seconds: float = 86400.0
-    read_timeout_seconds: float = 10.0
     log_format: str = "auto"
     log_level: str = "info"
+    policy: Policy | None = None
 
     @property
     def workstation_labels(self) -> dict[str, str]:
@@ -101,6 +105,18 @@ def _choice(
     return str(value)
 
 
+def _policy(data: dict[str, Any], where: str) -> Policy | None:
+    if "policy" not in data:
+        return None
+    approved = _table(data, "policy", where).get("approved", [])
+    if not isinstance(approved, list) or not all(isinstance(p, str) for p in approved):
+        raise ConfigError(f"{where}: policy.approved must be a list of strings")
+    try:
+        return Policy(tuple(parse_pattern(p) for p in approved))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: policy.approved: {exc}") from None
+
+
 def load_config(path: str | Path | None) -> Config:
     """The configuration from `path` (None: defaults only)."""
     data: dict[str, Any] = {}
@@ -112,7 +128,7 @@ def load_config(path: str | Path | None) -> Config:
             raise ConfigError(f"{path}: {exc.strerror}") from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = set(data) - {"workstation", "web", "devices", "log"}
+    unknown = set(data) - {"workstation", "web", "devices", "log", "policy"}
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
     ws = _table(data, "workstation", where)
@@ -137,11 +153,11 @@ def load_config(path: str | Path | None) -> Config:
     devices = _table(data, "devices", where)
     log = _table(data, "log", where)
     return Config(
+        policy=_policy(data, where),
         workstation=name.strip(),
         static_labels=tuple(static),
         listen=listen,
         retention_seconds=_number(devices, "retention_seconds", 86400.0, where, 0.0),
-        read_timeout_seconds=_number(devices, "read_timeout_seconds", 10.0, where, 0.05),
         log_format=_choice(log, "format", "auto", _LOG_FORMATS, where),
         log_level=_choice(log, "level", "info", _LOG_LEVELS, where),
     )

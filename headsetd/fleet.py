@@ -1,8 +1,9 @@
 """The workstation's fleet of headsets: per-device counters, and snapshots for the exporter.
 
 Owns: `DeviceRecord` (everything exported about one device: identity, connected, state,
-counters, seconds in state), the pure `tally(record, event, now)` that counts one event, and
-`Fleet`, a lock-guarded map of immutable records that sessions update and scrapes snapshot.
+counters, seconds in state), the pure `tally(record, event, now)` that counts one event, the
+counts of discovery errors, and `Fleet`, a lock-guarded map of immutable records that the reader
+loop updates and scrapes snapshot.
 
 Never does: I/O, logging, or anything slow under its lock: a scrape copies a tuple and never
 waits on a device. Counters are never reset while a device is known; a device that is
@@ -12,24 +13,26 @@ unplugged keeps its series (connected 0) for `retention` seconds, then is forgot
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from headsetd.discovery import DeviceInfo
-from headsetd.hid.decoder import Control
-from headsetd.session import (
+from headsetd.events import (
     ButtonPressed,
+    DeviceClassified,
     DeviceConnected,
     DeviceDisconnected,
+    ErrorKind,
     Event,
-    HeadsetState,
     HookChanged,
     MuteChanged,
     MutePressed,
     ReadFailed,
     ReportRejected,
 )
+from headsetd.hid.decoder import Control
+from headsetd.identity import DeviceFacts, DeviceIdentity
+from headsetd.session import HeadsetState
 
 _EMPTY: Mapping[str, int] = MappingProxyType({})
 
@@ -42,14 +45,14 @@ def _plus(counts: Mapping[str, int], key: str) -> Mapping[str, int]:
 class DeviceRecord:
     """One device as exported. Times are on the fleet's clock (monotonic seconds)."""
 
-    info: DeviceInfo
-    controls: tuple[Control, ...] = ()
-    generation: int = 0  # which plug-in this is; stale sessions cannot disconnect a new one
+    identity: DeviceIdentity
+    facts: DeviceFacts
     connected: bool = False
     readable: bool = False
     state: HeadsetState = field(default_factory=HeadsetState)
     connects: int = 0
     disconnects: int = 0
+    disconnects_in_call: int = 0  # unplugged while off-hook
     hook_changes: Mapping[str, int] = field(
         default_factory=lambda: _EMPTY
     )  # "off_hook"/"on_hook" -> changes into it
@@ -59,6 +62,14 @@ class DeviceRecord:
     button_presses: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     errors: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     disconnected_at: float | None = None
+
+    @property
+    def device_id(self) -> str:
+        return self.identity.device_id
+
+    @property
+    def controls(self) -> tuple[Control, ...]:
+        return self.facts.controls
 
     def off_hook_seconds_at(self, now: float) -> float:
         if self.off_hook_since is None:
@@ -91,10 +102,13 @@ def tally(record: DeviceRecord, event: Event, now: float) -> DeviceRecord:
         case ButtonPressed(button=button):
             return replace(record, button_presses=_plus(record.button_presses, button.value))
         case ReportRejected():
-            return replace(record, errors=_plus(record.errors, "malformed_report"))
+            return replace(record, errors=_plus(record.errors, ErrorKind.MALFORMED_REPORT))
         case ReadFailed(kind=kind):
-            readable = record.readable and kind not in ("access_denied", "open")
+            # A bug met by one report does not stop the reading; every other failure does.
+            readable = record.readable and kind is ErrorKind.INTERNAL
             return replace(record, errors=_plus(record.errors, kind), readable=readable)
+        case DeviceClassified(facts=facts):
+            return replace(record, facts=facts)
         case DeviceConnected():
             return replace(
                 record,
@@ -105,12 +119,14 @@ def tally(record: DeviceRecord, event: Event, now: float) -> DeviceRecord:
                 disconnected_at=None,
             )
         case DeviceDisconnected():
+            in_call = record.state.off_hook is True
             record = _close_off_hook(record, now)
             return replace(
                 record,
                 connected=False,
                 readable=False,
                 disconnects=record.disconnects + 1,
+                disconnects_in_call=record.disconnects_in_call + in_call,
                 # The hook state of an unplugged headset is unknown, not on-hook.
                 state=HeadsetState(),
                 disconnected_at=now,
@@ -120,10 +136,11 @@ def tally(record: DeviceRecord, event: Event, now: float) -> DeviceRecord:
 
 @dataclass(frozen=True, slots=True)
 class FleetSnapshot:
-    """What a scrape renders: every known device, and the time the snapshot was taken."""
+    """What a scrape renders: every known device, discovery errors, and the time it was taken."""
 
     taken_at: float
     devices: tuple[DeviceRecord, ...]
+    discovery_errors: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
 
 
 class Fleet:
@@ -133,28 +150,34 @@ class Fleet:
         self._retention = retention
         self._lock = threading.Lock()
         self._records: dict[str, DeviceRecord] = {}
+        self._discovery_errors: Mapping[str, int] = _EMPTY
 
-    def connect(self, info: DeviceInfo, controls: tuple[Control, ...], now: float) -> int:
-        """Record a plug-in; returns the generation that later updates must carry."""
-        device_id = info.device_id
+    def connect(self, identity: DeviceIdentity, facts: DeviceFacts, now: float) -> DeviceRecord:
+        """Record a plug-in (the device's counters go on from where they were)."""
+        device_id = identity.device_id
         with self._lock:
             old = self._records.get(device_id)
-            base = old if old is not None else DeviceRecord(info)
-            record = replace(base, info=info, controls=controls, generation=base.generation + 1)
+            base = old if old is not None else DeviceRecord(identity, facts)
+            record = replace(base, identity=identity, facts=facts)
             if record.connected:  # a replug seen before the unplug: close the old one first
                 record = tally(record, DeviceDisconnected("replugged"), now)
-            self._records[device_id] = tally(record, DeviceConnected(), now)
-            return self._records[device_id].generation
+            record = self._records[device_id] = tally(record, DeviceConnected(), now)
+            return record
 
-    def apply(self, device_id: str, generation: int, events: list[Event], now: float) -> None:
-        """Count a session's events; ignored if the device has been replugged since."""
+    def apply(self, device_id: str, events: Sequence[Event], now: float) -> DeviceRecord | None:
+        """Count a device's events; returns its record after them (None if unknown)."""
         with self._lock:
             record = self._records.get(device_id)
-            if record is None or record.generation != generation:
-                return
+            if record is None:
+                return None
             for event in events:
                 record = tally(record, event, now)
             self._records[device_id] = record
+            return record
+
+    def count_discovery_error(self, kind: ErrorKind) -> None:
+        with self._lock:
+            self._discovery_errors = _plus(self._discovery_errors, kind)
 
     def snapshot(self, now: float) -> FleetSnapshot:
         """Every device still within retention; forgets those unplugged for longer."""
@@ -167,4 +190,5 @@ class Fleet:
             for device_id in expired:
                 del self._records[device_id]
             devices = tuple(self._records.values())
-        return FleetSnapshot(now, tuple(sorted(devices, key=lambda r: r.info.device_id)))
+            errors = self._discovery_errors
+        return FleetSnapshot(now, tuple(sorted(devices, key=lambda r: r.device_id)), errors)

@@ -34,7 +34,6 @@ labels = { site = "ber1", team = "support", desk = "D17" }
 listen = "[::1]:9999"
 [devices]
 retention_seconds = 600
-read_timeout_seconds = 0.5
 [log]
 format = "json"
 level = "debug"
@@ -49,7 +48,7 @@ level = "debug"
     }
     assert config.listen == Listen("::1", 9999)
     assert str(config.listen) == "[::1]:9999"
-    assert (config.retention_seconds, config.read_timeout_seconds) == (600.0, 0.5)
+    assert config.retention_seconds == 600.0
     assert (config.log_format, config.log_level) == ("json", "debug")
 
 
@@ -66,7 +65,7 @@ level = "debug"
         ("[web]\nlisten = 'localhost'", "not HOST:PORT"),
         ("[web]\nlisten = ':70000'", "out of range"),
         ("[devices]\nretention_seconds = -1", "retention_seconds"),
-        ("[devices]\nread_timeout_seconds = true", "read_timeout_seconds"),
+        ("[devices]\nretention_seconds = true", "retention_seconds"),
         ("[log]\nformat = 'xml'", "format must be one of"),
         ("web = 3", "must be a table"),
     ],
@@ -91,3 +90,25 @@ def test_invalid_utf8_is_a_config_error(tmp_path: Path) -> None:
 )
 def test_parse_listen(text: str, listen: Listen) -> None:
     assert parse_listen(text) == listen
+
+
+def test_policy_patterns_approve_by_vendor_and_product(tmp_path: Path) -> None:
+    path = tmp_path / "headsetd.toml"
+    path.write_text('[policy]\napproved = ["0b0e:0307", "047F:*", "1395:00?9"]\n')
+    policy = load_config(path).policy
+    assert policy is not None
+    assert policy.approves(0x0B0E, 0x0307)
+    assert not policy.approves(0x0B0E, 0x0308)
+    assert policy.approves(0x047F, 0xC056)
+    assert policy.approves(0x1395, 0x00A9)
+    assert load_config(None).policy is None  # no policy: nothing is judged
+
+
+@pytest.mark.parametrize(
+    "approved", ['"0b0e-0307"', '["0b0e"]', '["0b0e:03070"]', '["vend:prod"]', "[1]"]
+)
+def test_bad_policy_patterns_are_errors(tmp_path: Path, approved: str) -> None:
+    path = tmp_path / "headsetd.toml"
+    path.write_text(f"[policy]\napproved = {approved}\n")
+    with pytest.raises(ConfigError, match=r"policy\.approved"):
+        load_config(path)

@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from headsetd.clock import MonotonicClock
 from headsetd.config import Config, Listen
 from headsetd.daemon import Daemon as DaemonInProcess
-from headsetd.discovery import DeviceInfo
+from headsetd.discovery import ChangeSink, PartAdded
 from headsetd.hid.recording import RecordedReport, Recording
-from headsetd.hid.transport import ReplayTransport
-from tests.conftest import RECORDINGS, require_tool
+from headsetd.hid.source import ReplaySource
+from headsetd.identity import DeviceIdentity, HidInterface
+from headsetd.loop import ReaderLoop
+from tests.conftest import RECORDINGS, REPO, require_tool
 
 CALL = RECORDINGS / "jabra_evolve-link-ms_0b0e-0307_call.hid"
 TRUNCATED = RECORDINGS / "yealink_wh66_6993-b02b_truncated.hid"
@@ -180,47 +183,94 @@ def test_port_in_use_is_a_clear_error() -> None:
 
 
 class TwiceDiscovery:
-    """Reports each node twice from two threads at once (monitor and scan racing), and two
-    nodes whose devices claim the same serial."""
+    """Reports each part twice (the monitor and the start-up scan both seeing a node), and two
+    devices on two ports that claim the same serial."""
 
-    def __init__(self, infos: list[DeviceInfo]) -> None:
-        self.infos = infos
+    def __init__(self, parts: list[PartAdded]) -> None:
+        self.parts = parts
         self.opened: list[str] = []
 
-    def start(self, on_add, on_remove) -> None:  # type: ignore[no-untyped-def]
-        threads = [
-            threading.Thread(target=on_add, args=(info,)) for info in self.infos for _ in (1, 2)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    def start(self, loop: ReaderLoop, changes: ChangeSink) -> None:
+        for part in self.parts:
+            changes(part)
+            changes(part)
 
-    def open(self, info: DeviceInfo) -> ReplayTransport:
-        self.opened.append(info.path)
-        return ReplayTransport([RecordedReport(0.0, b"\x02\x01\x00")] * 2, 1.0, MonotonicClock())
+    def open(self, hid: HidInterface) -> ReplaySource:
+        self.opened.append(hid.node)
+        return ReplaySource([RecordedReport(0.0, b"\x02\x01\x00")], 1.0, lambda: None)
 
     def stop(self) -> None:
         pass
 
 
-def test_a_node_reported_twice_is_watched_once_and_shared_serials_stay_two_devices() -> None:
+def test_a_part_reported_twice_is_read_once_and_shared_serials_stay_two_devices() -> None:
     recording = Recording.load(CALL)
-    infos = [
-        DeviceInfo(f"/dev/hidraw{n}", 0x0B0E, 0x0307, recording.descriptor, serial="SAME")
+    parts = [
+        PartAdded(
+            DeviceIdentity(
+                f"/sys/devices/usb1/1-{n}", 0x0B0E, 0x0307, serial="SAME", port=f"1-{n}"
+            ),
+            HidInterface(f"/dev/hidraw{n}", recording.descriptor),
+        )
         for n in (1, 2)
     ]
-    discovery = TwiceDiscovery(infos)
+    discovery = TwiceDiscovery(parts)
     daemon_ = DaemonInProcess(
         Config(workstation="t", listen=Listen("127.0.0.1", 0)), discovery, MonotonicClock()
     )
-    daemon_.start()
+    thread = threading.Thread(target=daemon_.run)
+    thread.start()
     try:
-        assert sorted(discovery.opened) == ["/dev/hidraw1", "/dev/hidraw2"]
-        ids = {r.info.device_id for r in daemon_.fleet.snapshot(0.0).devices}
-        # Whichever node came second carries its node's name.
-        assert len(ids) == 2
-        assert "0b0e:0307:SAME" in ids
-        assert ids & {"0b0e:0307:SAME~hidraw1", "0b0e:0307:SAME~hidraw2"}
+        deadline = time.monotonic() + 10
+        while len(discovery.opened) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert discovery.opened == ["/dev/hidraw1", "/dev/hidraw2"]
+        ids = {r.device_id for r in daemon_.fleet.snapshot(0.0).devices}
+        assert ids == {"0b0e:0307:SAME", "0b0e:0307:SAME~1-2"}
     finally:
         daemon_.stop()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+USB_FIXTURES = REPO / "tests" / "fixtures" / "usb"
+
+
+def test_replayed_usb_descriptors_give_devices_their_kind(daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Headphones with no HID at all, and a recording joined to a headset's USB descriptors;
+    judged by an approved list."""
+    headphones = USB_FIXTURES / "edifier_hal0-2.0-se-qr30-speakers_2d99-a101.desc"
+    headset = USB_FIXTURES / "plantronics_usb-headset_047f-c001.desc"
+    recording = RECORDINGS / "plantronics_blackwire-3220_047f-c056_telephony_call.hid"
+    config = tmp_path / "headsetd.toml"
+    config.write_text('[policy]\napproved = ["047f:*"]\n')
+    d = daemon(
+        "--config",
+        str(config),
+        "--replay",
+        str(headphones),
+        f"{recording}+{headset}",
+        "--speed",
+        "10",
+        "--log-format",
+        "json",
+    )
+    d.wait_for("device_connected", count=2)
+    families = {f.name: f for f in text_string_to_metric_families(d.metrics())}
+    info = {s.labels["device"]: s.labels for s in families["headsetd_device_info"].samples}
+    assert info["2d99:a101@replay-0"]["kind"] == "headphones"
+    assert info["2d99:a101@replay-0"]["call_control"] == "false"
+    assert info["047f:c056@replay-1"]["kind"] == "headset"
+    assert info["047f:c056@replay-1"]["has_microphone"] == "true"
+    approved = {s.labels["device"]: s.value for s in families["headsetd_device_approved"].samples}
+    assert approved == {"2d99:a101@replay-0": 0.0, "047f:c056@replay-1": 1.0}
+    kinds = {s.labels["kind"]: s.value for s in families["headsetd_workstation_devices"].samples}
+    assert kinds == {
+        "headset": 1.0,
+        "headphones": 1.0,
+        "speakerphone": 0.0,
+        "microphone": 0.0,
+        "webcam": 0.0,
+        "other": 0.0,
+    }
+    assert d.stop() == 0

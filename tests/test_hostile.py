@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from headsetd.discovery import MAX_TEXT, DeviceInfo, clean_text
+from headsetd.identity import MAX_TEXT, DeviceIdentity, clean_text
 from tests.conftest import FIXTURES
 from tests.test_daemon import Daemon
 
@@ -31,7 +31,7 @@ def test_clean_text_is_printable_bounded_and_one_line(value: str | bytes) -> Non
 
 @given(st.text(max_size=300))
 def test_device_ids_are_label_safe_whatever_the_serial(serial: str) -> None:
-    info = DeviceInfo("/dev/hidraw0", 0x0B0E, 0x0307, b"", serial=clean_text(serial), port="1-1")
+    info = DeviceIdentity("usb1/1-1", 0x0B0E, 0x0307, serial=clean_text(serial), port="1-1")
     assert re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{4}[:@][A-Za-z0-9._\-…]*", info.device_id)
     assert len(info.device_id) <= 10 + MAX_TEXT
 

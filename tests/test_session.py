@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from headsetd.clock import ManualClock
+from headsetd.events import ButtonPressed, HookChanged, MuteChanged, MutePressed, ReportRejected
 from headsetd.hid.decoder import Control, ControlValue, Reading, TelephonyDecoder
 from headsetd.hid.descriptor import parse_report_descriptor
-from headsetd.hid.recording import RecordedReport
-from headsetd.hid.transport import ReplayTransport
-from headsetd.session import (
-    ButtonPressed,
-    HeadsetState,
-    HookChanged,
-    MuteChanged,
-    MutePressed,
-    ReadFailed,
-    ReportRejected,
-    Session,
-    decode_and_step,
-    step,
-)
+from headsetd.session import HeadsetState, decode_and_step, step
 
 
 def reading(*values: tuple[Control, int, bool]) -> Reading:
@@ -138,35 +125,3 @@ def test_malformed_reports_become_events_and_leave_state_alone() -> None:
         assert len(events) == 1
         assert isinstance(events[0], ReportRejected)
         assert events[0].reason == reason
-
-
-class ExplodingDecoder:
-    """A decoder with a bug that only one report meets."""
-
-    controls = ()
-
-    def decode(self, report: bytes) -> Reading:
-        if report == b"\xff":
-            raise ZeroDivisionError("bug")
-        return Reading(1, (ControlValue(MUTE, report[0], REL),))
-
-
-def test_a_bug_met_by_one_report_is_counted_and_the_session_goes_on() -> None:
-    seen: list[object] = []
-    exits: list[object] = []
-    clock = ManualClock()
-    reports = [RecordedReport(0.0, b) for b in (b"\x01", b"\xff", b"\x00", b"\x01")]
-    session = Session(
-        ReplayTransport(reports, 1.0, clock),
-        ExplodingDecoder(),  # type: ignore[arg-type]
-        lambda events, now: seen.extend(events),
-        clock,
-        1.0,
-        lambda event, now: exits.append(event),
-    )
-    session.run()
-    assert seen[0] == MutePressed()
-    assert isinstance(seen[1], ReadFailed)
-    assert seen[1].kind == "internal"
-    assert seen[2:] == [MutePressed()]
-    assert [e.reason for e in exits] == ["unplugged"]  # type: ignore[attr-defined]
