@@ -35,12 +35,11 @@ DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 # Reasons a query is empty in the e2e scenario. A metric of an open issue is empty until the
 # daemon exports it (then the test fails and asks for the mark to be removed).
-PENDING_6 = "pending: issue 6 (device model) adds this metric or label; not exported yet"
+PENDING_6 = "pending: issue 6 (device model) adds this metric; not exported yet"
 PENDING_7 = "pending: issue 7 (microphone / audio server) adds this metric; not exported yet"
 NO_MUTE_STATE = (
     "no replayed device reports mute as a state (every fixture's Phone Mute is relative)"
 )
-NO_DISCOVERY_ERROR = "the scenario has no descriptor headsetd cannot examine"
 
 # Scopes: every headsetd selector carries the job; the Fleet board filters by site and team, the
 # Workstation board by the one scrape target (instance) of the chosen workstation.
@@ -241,7 +240,6 @@ def fleet() -> Board:
                         "sum by (site) (site_team:headsetd_device_disconnects_in_call:rate5m"
                         f"{{{RULES}}}) * 3600",
                         "{{site}} in a call",
-                        empty_in_scenario=PENDING_6,
                     ),
                 ),
                 "Unplugs per hour (5-minute rate), and those while off-hook.",
@@ -283,7 +281,6 @@ def fleet() -> Board:
                     Query(
                         "sum by (vendor_id, product_id, product) ("
                         f"site_team_model:headsetd_devices_unapproved:sum{{{RULES}}}) > 0",
-                        empty_in_scenario=PENDING_6,
                     ),
                 ),
                 "Connected devices not on their workstation's approved list.",
@@ -377,7 +374,7 @@ def workstation() -> Board:
                 "Seat",
                 "stat",
                 (12, 0, 4, 4),
-                (Query(f"headsetd_workstation_seat_active{{{ONE}}}", empty_in_scenario=PENDING_6),),
+                (Query(f"headsetd_workstation_seat_active{{{ONE}}}"),),
                 "A user session active on seat0 (absent where logind is absent).",
                 mappings=ACTIVE_MAP,
             ),
@@ -502,7 +499,6 @@ def workstation() -> Board:
                         "sum by (device) (increase(headsetd_device_disconnects_in_call_total"
                         f"{{{ONE}}}[$__rate_interval]))",
                         "{{device}} in a call",
-                        empty_in_scenario=PENDING_6,
                     ),
                 ),
                 "Disconnect events per interval.",
@@ -522,7 +518,6 @@ def workstation() -> Board:
                         "sum by (kind) (increase(headsetd_discovery_errors_total"
                         f"{{{ONE}}}[$__rate_interval]))",
                         "discovery {{kind}}",
-                        empty_in_scenario=NO_DISCOVERY_ERROR,
                     ),
                     Query(
                         "sum by (kind) (increase(headsetd_audio_errors_total"
@@ -565,7 +560,6 @@ def workstation() -> Board:
                 (
                     Query(
                         f"headsetd_workstation_devices{{{ONE}}}",
-                        empty_in_scenario=PENDING_6,
                     ),
                 ),
                 "Connected devices by kind (headset, headphones, speakerphone, ...).",

@@ -51,11 +51,7 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # its feature lands, and test_pending_metrics_are_not_exported_yet says when.
 PENDING = frozenset(
     {
-        # issue 6, device model
-        "headsetd_device_approved",
-        "headsetd_device_disconnects_in_call_total",
-        "headsetd_workstation_devices",
-        "headsetd_workstation_seat_active",
+        # issue 6, device model (the rest of it has landed)
         "headsetd_log_errors_total",
         # issue 7, microphone / audio server
         "headsetd_audio_server_up",

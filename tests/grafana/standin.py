@@ -60,6 +60,7 @@ class Workstation:
     recordings: tuple[str, ...]
     speed: float
     story: str
+    config_extra: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,9 @@ SCENARIO = (
         "support",
         ("yealink_wh66_6993-b02b_truncated.hid", "dell_pro-sp325-speakerphone_413c-8223_call.hid"),
         1.0,
-        "a DECT base sending a truncated report each cycle, and a speakerphone",
+        "a DECT base sending a truncated report each cycle, and a speakerphone not on the"
+        " approved list",
+        '[policy]\napproved = ["6993:*"]\n',
     ),
 )
 SCRAPE_INTERVAL = "1s"
@@ -141,7 +144,7 @@ def render_rules(target: Path) -> list[str]:
 
 def start_daemon(workdir: Path, ws: Workstation, port: int) -> subprocess.Popen[bytes]:
     config = workdir / f"{ws.name}.toml"
-    config.write_text(f'[workstation]\nname = "{ws.name}"\n', encoding="utf-8")
+    config.write_text(f'[workstation]\nname = "{ws.name}"\n{ws.config_extra}', encoding="utf-8")
     return subprocess.Popen(
         [
             sys.executable,
