@@ -621,7 +621,7 @@ def _tooltip() -> common_builders.VizTooltipOptions:
     )
 
 
-def _stat(panel: Panel) -> stat.Panel:
+def _stat() -> stat.Panel:
     return (
         stat.Panel()
         .graph_mode(common.BigValueGraphMode.NONE)
@@ -692,7 +692,7 @@ def _state_timeline(panel: Panel) -> statetimeline.Panel:
 def _panel(panel: Panel, panel_id: int) -> dash.Panel:
     builder: stat.Panel | table.Panel | timeseries.Panel | statetimeline.Panel
     if panel.kind == "stat":
-        builder = _stat(panel)
+        builder = _stat()
     elif panel.kind == "table":
         builder = _table(panel)
     elif panel.kind == "timeseries":

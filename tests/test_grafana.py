@@ -35,12 +35,13 @@ from tests.grafana.promql import (
     RANGE_SENTINEL,
     RATE_INTERVAL_SENTINEL,
     label_values,
+    recording_rule_names,
     substitute,
     walk,
 )
-from tests.grafana.standin import (
-    fleet_prometheus,  # noqa: F401 - STAND-IN, remove at merge: tests/stack provides it
-    recording_rule_names,
+from tests.grafana.standin import (  # STAND-IN, remove at merge (see tests/grafana/standin.py)
+    fleet_prometheus,  # noqa: F401
+    rules_dir,
 )
 
 SCHEMAS = REPO.parent / "shared" / "schemas" / "grafana-dashboard-11.6"
@@ -306,7 +307,7 @@ def lint_expr(expr: str, panel_type: str, known: frozenset[str]) -> list[str]:
 
 
 def known_metrics() -> frozenset[str]:
-    return exported_metrics() | PENDING | PROMETHEUS_SERIES | recording_rule_names()
+    return exported_metrics() | PENDING | PROMETHEUS_SERIES | recording_rule_names(rules_dir())
 
 
 @pytest.mark.parametrize("board", BOARDS, ids=BOARD_IDS)

@@ -4,8 +4,8 @@
 (No __init__.py in tests/grafana/: with one, pytest's rootdir-relative imports would make this
 folder a regular package named `grafana` that shadows the project's grafana/ package.)
 
-Owns: the substitution of $site, $team, $workstation, $instance, $__range, $__rate_interval and
-the PromQL walk. Never does: talk to a server.
+Owns: the substitution of $site, $team, $workstation, $instance, $__range, $__rate_interval, the
+PromQL walk, and the names that rule files record. Never does: talk to a server.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import promql_parser
+import yaml
 
 # Sentinel windows: after substitution, a range of exactly this many seconds came from the
 # variable, so the lint can tell `[$__rate_interval]` from a hard-coded `[5m]`.
@@ -83,3 +85,12 @@ def label_values(query: str) -> tuple[str, str]:
     if match is None:
         raise ValueError(f"not a label_values(selector, label) query: {query!r}")
     return match["selector"], match["label"]
+
+
+def recording_rule_names(rules: Path) -> frozenset[str]:
+    """The series names the rule files in `rules` record."""
+    names: set[str] = set()
+    for path in sorted(rules.glob("*.yml")):
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            names.update(rule["record"] for rule in group["rules"] if "record" in rule)
+    return frozenset(names)

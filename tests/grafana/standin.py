@@ -1,8 +1,8 @@
 """STAND-IN, REMOVE AT MERGE: a minimal `fleet_prometheus` session fixture for the grafana
 branch, until the ops branch's tests/stack (the real e2e fleet) is merged. At the merge: delete
-this file and tests/grafana/standin_rules/, and in tests/test_grafana.py import
-`fleet_prometheus` from tests.stack (or drop the import where a conftest provides it) and take
-`recording_rule_names` from prometheus/rules/ (the function below already prefers it).
+this file and tests/grafana/standin_rules/, and in tests/test_grafana.py drop the import of
+`fleet_prometheus` (tests/conftest.py loads the real one) and replace `rules_dir()` with
+`REPO / "prometheus" / "rules"`.
 
 What it starts: a few real `headsetd run --replay ... --loop` daemons on loopback ports, each
 with its own workstation name, site and team, and a real Debian Prometheus 2.42 scraping them
@@ -42,14 +42,6 @@ def rules_dir() -> Path:
     """The shipped rules once prometheus/ is merged, else the snapshot beside this file."""
     shipped = REPO / "prometheus" / "rules"
     return shipped if shipped.is_dir() else SNAPSHOT_RULES
-
-
-def recording_rule_names() -> frozenset[str]:
-    names: set[str] = set()
-    for path in sorted(rules_dir().glob("*.yml")):
-        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
-            names.update(rule["record"] for rule in group["rules"] if "record" in rule)
-    return frozenset(names)
 
 
 @dataclass(frozen=True, slots=True)
