@@ -20,7 +20,7 @@ def test_ruff_check() -> None:
 
 
 def test_ruff_format() -> None:
-    result = run("ruff", "format", "--check", "--no-cache", "headsetd", "tests", "bench")
+    result = run("ruff", "format", "--check", "--no-cache", "headsetd", "tests", "bench", "grafana")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
