@@ -181,6 +181,8 @@ _OWN_PARSERS = {
                    "the udev rule grants headsetd read access (udev runs it)"),
     "install-units": ("headsetd.install_units", "place the systemd units, sysusers.d file and "
                       "udev rule (--root DIR, --user)"),
+    "demo": ("headsetd.demo", "a simulated fleet with Prometheus and Alertmanager on loopback "
+             "(in a checkout): alerts within a minute"),
 }  # fmt: skip
 
 
