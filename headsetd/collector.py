@@ -39,6 +39,10 @@ def _no_seat() -> bool | None:
     return None
 
 
+def _no_log_errors() -> int:
+    return 0
+
+
 class HeadsetCollector:
     """Renders `snapshot()` on every scrape, with the workstation facts `workstation()` and the
     approved-models `policy()` of the moment (both change on a configuration reload), whether a
@@ -53,6 +57,7 @@ class HeadsetCollector:
         policy: Callable[[], Policy | None] = _no_policy,
         seat_active: Callable[[], bool | None] = _no_seat,
         audio_status: Callable[[], AudioStatus] | None = None,
+        log_errors: Callable[[], int] = _no_log_errors,
     ) -> None:
         self._snapshot = snapshot
         self._version = version
@@ -60,6 +65,7 @@ class HeadsetCollector:
         self._policy = policy
         self._seat_active = seat_active
         self._audio_status = audio_status
+        self._log_errors = log_errors
 
     def describe(self) -> list[Metric]:
         # Registering must not take a snapshot (that would run collect() at start-up).
@@ -83,6 +89,12 @@ class HeadsetCollector:
         for kind in sorted(set(DISCOVERY_ERROR_KINDS) | set(errors)):
             discovery.add_metric([kind], errors.get(kind, 0))
         yield discovery
+        log_errors = CounterMetricFamily(
+            "headsetd_log_errors",
+            "Log lines that could not be written (stdout broken or full) and were dropped.",
+        )
+        log_errors.add_metric([], self._log_errors())
+        yield log_errors
         yield from render_workstation(snapshot, self._seat_active())
         yield from render_devices(snapshot, self._policy())
         if self._audio_status is not None:

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
-from prometheus_client.core import CounterMetricFamily, Metric
 
 from headsetd import __version__
 from headsetd.audio.model import AudioTarget, audio_event_fields
@@ -58,23 +57,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("headsetd")
 # Events after which the audio side must hear of the devices again (who, and their hook state).
 _TARGET_EVENTS = (DeviceConnected, DeviceDisconnected, DeviceClassified, HookChanged)
-
-
-class _LogErrors:
-    """headsetd_log_errors_total: log lines that could not be written (and were dropped)."""
-
-    def __init__(self, output: LogOutput | None) -> None:
-        self._output = output
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> list[Metric]:
-        family = CounterMetricFamily(
-            "headsetd_log_errors", "Log lines that could not be written (stdout broken or full)."
-        )
-        family.add_metric([], self._output.errors if self._output is not None else 0)
-        return [family]
 
 
 def load_web(config: Config) -> WebConfig:
@@ -123,9 +105,9 @@ class Daemon:
                 lambda: self.config.policy,
                 seat_active,
                 self.audio.status if self.audio is not None else None,
+                (lambda: log_output.errors) if log_output is not None else (lambda: 0),
             )
         )
-        self.registry.register(_LogErrors(log_output))
         ProcessCollector(registry=self.registry)
         routes = Routes(make_wsgi_app(self.registry), self.status, lambda: self._auth)
         self.web = WebServer(config.listen, routes, web.tls)

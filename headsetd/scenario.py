@@ -54,6 +54,9 @@ class Workstation:
     loop: bool = True
     stop_after: float | None = None  # seconds after the fleet started: the daemon is stopped
     config_extra: str = ""  # TOML appended to its generated configuration
+    # An audio server runs for it (the microphone's story); without one its daemon runs with
+    # [audio] enabled = false, as a workstation without a user session would.
+    audio: bool = False
     needs: str = ""  # a PENDING feature without which it cannot run at all
     expect: tuple[Expect, ...] = ()
 
@@ -164,7 +167,7 @@ SCENARIO = Scenario(
             "support",
             "in calls with a microphone that picks up nothing",
             (SHIFTS[0],),
-            config_extra="[audio]\nenabled = true\n",
+            audio=True,
             needs="audio_server",
             expect=(Expect("MicrophoneSilentInCall"),),
         ),

@@ -335,7 +335,8 @@ def daemon_config(ws: Workstation, port: int) -> str:
         f'[workstation]\nname = "{ws.name}"\n'
         f'labels = {{ site = "{ws.site}", team = "{ws.team}" }}\n\n'
         f'[web]\nlisten = "127.0.0.1:{port}"\n\n'
-        '[log]\nformat = "json"\nlevel = "info"\n' + extra
+        '[log]\nformat = "json"\nlevel = "info"\n\n'
+        f"[audio]\nenabled = {str(ws.audio).lower()}\n" + extra
     )
 
 

@@ -47,31 +47,7 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # Metrics of the contract (common.md) that the daemon does not export yet: ONE set. Boards may
 # use them (their queries are marked empty in the scenario); the lead removes a name here when
 # its feature lands, and test_pending_metrics_are_not_exported_yet says when.
-PENDING = frozenset(
-    {
-        # issue 6, device model (the rest of it has landed)
-        "headsetd_log_errors_total",
-        # issue 7, microphone / audio server
-        "headsetd_audio_server_up",
-        "headsetd_audio_errors_total",
-        "headsetd_mic_muted",
-        "headsetd_mic_volume_ratio",
-        "headsetd_mic_volume_db",
-        "headsetd_speaker_muted",
-        "headsetd_speaker_volume_ratio",
-        "headsetd_mic_in_use",
-        "headsetd_mic_in_use_seconds_total",
-        "headsetd_mic_peak_dbfs_bucket",
-        "headsetd_mic_peak_dbfs_sum",
-        "headsetd_mic_peak_dbfs_count",
-        "headsetd_mic_level_seconds_total",
-        "headsetd_mic_muted_in_call_seconds_total",
-        "headsetd_call_device_mismatch",
-        "headsetd_mic_default",
-        "headsetd_speaker_default",
-        "headsetd_jack_connected",
-    }
-)
+PENDING: frozenset[str] = frozenset()  # contract metrics not exported yet: none now
 # Series that Prometheus itself writes.
 PROMETHEUS_SERIES = frozenset({"up", "ALERTS"})
 # headsetd's own series carry the scrape job; recording rules and ALERTS are selected by name.

@@ -59,27 +59,7 @@ SITE_ALERTS = {"HeadsetdSiteDown"}  # many workstations of a site down; inhibits
 # The metrics contract is what the daemon exports (its golden expositions and a live /metrics),
 # plus THE pending set: metrics of the contract (issues 6 and 7) the daemon does not export yet.
 # When one lands, test_pending_metrics_are_not_exported_yet fails: delete its line here.
-PENDING = {
-    # issue 7 (microphone and audio server)
-    "headsetd_audio_server_up",
-    "headsetd_audio_errors_total",
-    "headsetd_mic_muted",
-    "headsetd_mic_volume_ratio",
-    "headsetd_mic_volume_db",
-    "headsetd_speaker_muted",
-    "headsetd_speaker_volume_ratio",
-    "headsetd_mic_in_use",
-    "headsetd_mic_in_use_seconds_total",
-    "headsetd_mic_peak_dbfs_bucket",
-    "headsetd_mic_peak_dbfs_sum",
-    "headsetd_mic_peak_dbfs_count",
-    "headsetd_mic_level_seconds_total",
-    "headsetd_mic_muted_in_call_seconds_total",
-    "headsetd_call_device_mismatch",
-    "headsetd_mic_default",
-    "headsetd_speaker_default",
-    "headsetd_jack_connected",
-}
+PENDING: set[str] = set()  # metrics of the contract the daemon does not export yet: none now
 NOT_HEADSETD = {"up", "ALERTS"}  # written by Prometheus itself
 # A metric name, not part of a recording rule's name (level:metric:operations).
 _METRIC = re.compile(r"(?<![\w:])(headsetd_[a-z0-9_]+|up|ALERTS)(?![\w:])")

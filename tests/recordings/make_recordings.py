@@ -557,19 +557,22 @@ def unplug_in_call() -> Recording:
         Fixture.load(dev.stem),
         "unplug-in-call",
         [
-            "The headset is unplugged during a call: answer at 0.000 (Hook Switch 1), one Phone",
-            "Mute press at 3.000 (1 then 0), and the recording ends at 6.000 on a report that",
-            "still says Hook Switch 1, so the unplug comes while off-hook.",
+            "The headset is unplugged during a call: plugged in idle at 0.000 (Hook Switch 0;",
+            "20 s on-hook, so a fleet's Prometheus has scraped it before the call), answer at",
+            "20.000 (Hook Switch 1), one Phone Mute press at 23.000 (1 then 0), and the recording",
+            "ends at 26.000 on a report that still says Hook Switch 1: the unplug comes off-hook.",
         ],
     )
     rec.expect(0, "device_connected")
-    rec.send(0, dev.telephony, hook=1)
-    rec.expect(0, "hook_changed", off_hook=True)
-    rec.send(3000, dev.telephony, mute=1)
-    rec.expect(3000, "mute_pressed")
-    rec.send(3080, dev.telephony, mute=0)
-    rec.send(6000, dev.telephony, busy=1)  # Line Busy Tone (not watched): hook repeats 1
-    rec.expect(6000, "device_disconnected")
+    rec.send(0, dev.telephony, hook=0)
+    rec.expect(0, "hook_changed", off_hook=False)
+    rec.send(20000, dev.telephony, hook=1)
+    rec.expect(20000, "hook_changed", off_hook=True)
+    rec.send(23000, dev.telephony, mute=1)
+    rec.expect(23000, "mute_pressed")
+    rec.send(23080, dev.telephony, mute=0)
+    rec.send(26000, dev.telephony, busy=1)  # Line Busy Tone (not watched): hook repeats 1
+    rec.expect(26000, "device_disconnected")
     return rec
 
 
