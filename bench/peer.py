@@ -17,6 +17,8 @@ What it measures, for each process, in ONE run:
   - SIGTERM-to-exit: from os.kill() to waitpid() returning (the process reaped); for headsetd
     the log's last line must be `daemon_stopped` and every connected device must have its
     `device_disconnected`.
+For a process that woke in the window (every process with --threads), each thread's wake-ups/s,
+CPU and the call it sleeps in (/proc/<pid>/task/<tid>/syscall) follow, to say who woke.
 Threads that end inside the window take their switches with them (/proc keeps no per-thread
 figures of dead threads); neither process starts threads while idle.
 
@@ -49,7 +51,7 @@ device < 20 kB (least-squares slope of RSS after the scrapes over the device cou
 where a leak per scrape would show.
 
     .venv/bin/python bench/peer.py [--window S] [--settle S] [--scrapes N]
-        [--devices 1,4,16,64] [--venv PATH] [--no-imports]
+        [--devices 1,4,16,64] [--venv PATH] [--no-imports] [--threads]
 """
 
 from __future__ import annotations
@@ -99,6 +101,19 @@ PROMETHEUS_HEADERS = {
 SCRAPE_KINDS = {"plain": {}, "prometheus": PROMETHEUS_HEADERS}
 HEAVY = ("structlog", "prometheus_client", "pyudev", "usb", "pulsectl")
 ATTRIBUTION = ("asyncio", "ssl")  # what structlog and prometheus_client pull from the stdlib
+# x86-64 numbers of the calls idle threads sleep in (/proc/<pid>/task/<tid>/syscall).
+SYSCALLS = {
+    "0": "read",
+    "7": "poll",
+    "23": "select",
+    "202": "futex",
+    "232": "epoll_wait",
+    "270": "pselect6",
+    "281": "epoll_pwait",
+    "271": "ppoll",
+    "35": "nanosleep",
+    "230": "clock_nanosleep",
+}
 START_LIMIT_S = 60.0
 RSS_ROWS = (
     ("start", "window start"),
@@ -174,6 +189,16 @@ def write_idle_recordings(directory: Path) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Task:
+    """One thread at one moment."""
+
+    name: str
+    wakeups: int
+    run_ns: int
+    syscall: str  # what it sleeps in
+
+
+@dataclass(frozen=True, slots=True)
 class Sample:
     at: float
     wakeups: int
@@ -182,6 +207,7 @@ class Sample:
     threads: int
     rss_kb: int
     pss_kb: int
+    tasks: dict[int, Task]
 
 
 def memory_kb(pid: int) -> tuple[int, int]:
@@ -196,22 +222,28 @@ def memory_kb(pid: int) -> tuple[int, int]:
 
 def sample(pid: int) -> Sample:
     at = time.monotonic()
-    voluntary = involuntary = run_ns = threads = 0
+    voluntary = involuntary = run_ns = 0
+    tasks = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             status = (task / "status").read_text().splitlines()
-            run_ns += int((task / "schedstat").read_text().split()[0])
+            task_ns = int((task / "schedstat").read_text().split()[0])
+            name = (task / "comm").read_text().strip()
+            number = (task / "syscall").read_text().split()[0]
         except (FileNotFoundError, ProcessLookupError):
             continue  # the thread ended between listing and reading
-        threads += 1
+        switches = {"voluntary_ctxt_switches": 0, "nonvoluntary_ctxt_switches": 0}
         for line in status:
             key, _, value = line.partition(":")
-            if key == "voluntary_ctxt_switches":
-                voluntary += int(value)
-            elif key == "nonvoluntary_ctxt_switches":
-                involuntary += int(value)
+            if key in switches:
+                switches[key] = int(value)
+        voluntary += switches["voluntary_ctxt_switches"]
+        involuntary += switches["nonvoluntary_ctxt_switches"]
+        run_ns += task_ns
+        syscall = SYSCALLS.get(number, number) if number.isdigit() else number
+        tasks[int(task.name)] = Task(name, sum(switches.values()), task_ns, syscall)
     rss, pss = memory_kb(pid)
-    return Sample(at, voluntary + involuntary, voluntary, run_ns, threads, rss, pss)
+    return Sample(at, voluntary + involuntary, voluntary, run_ns, len(tasks), rss, pss, tasks)
 
 
 def listening(port: int) -> bool:
@@ -621,6 +653,26 @@ def print_table(peers: Sequence[Peer], window: float) -> None:
             print(f"  {peer.name}: {problem}")
 
 
+def print_threads(peers: Sequence[Peer], window: float, every: bool) -> None:
+    """Each thread's wake-ups and CPU over the window, and the call it sleeps in: for every
+    process with --threads, else only for a process that woke. The thread whose tid is the
+    pid is the main one (headsetd's reader loop); Python gives its threads no OS names."""
+    for peer in peers:
+        start, end = peer.samples["start"], peer.samples["end"]
+        if not every and end.wakeups == start.wakeups:
+            continue
+        print(f"\n{peer.name} (pid {peer.pid}) threads over the window:")
+        print(f"{'tid':>8} {'name':16} {'wake-ups/s':>10} {'CPU s/hour':>10}  sleeps in")
+        for tid, task in sorted(end.tasks.items()):
+            before = start.tasks.get(tid, Task("", 0, 0, ""))
+            main = " (main)" if tid == peer.pid else ""
+            print(
+                f"{tid:8d} {task.name[:16]:16} {(task.wakeups - before.wakeups) / window:10.3f} "
+                f"{(task.run_ns - before.run_ns) / 1e9 * 3600 / window:10.4f}  "
+                f"{task.syscall}{main}"
+            )
+
+
 def verdicts(peers: Sequence[Peer], window: float) -> list[tuple[bool, str]]:
     out: list[tuple[bool, str]] = []
 
@@ -697,6 +749,11 @@ def main() -> int:
     parser.add_argument("--devices", default="1,4,16,64", help="headsetd device counts")
     parser.add_argument("--venv", type=Path, default=ROOT / ".venv", help="headsetd's venv")
     parser.add_argument("--no-imports", action="store_true", help="skip the import tables")
+    parser.add_argument(
+        "--threads",
+        action="store_true",
+        help="per-thread figures of every process, not only of one that woke",
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.devices.split(",")]
     node_exporter = shutil.which(NODE_EXPORTER)
@@ -720,6 +777,7 @@ def main() -> int:
             f"{load_after:.2f} =="
         )
         print_table(peers, window)
+        print_threads(peers, window, args.threads)
         results = verdicts(peers, window)
         if not args.no_imports:
             run_imports(args.venv, str(tmp / f"{DEVICES[0]}_idle.hid"), tmp)
