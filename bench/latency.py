@@ -5,7 +5,7 @@ What it measures, per report that changes an exported value (hook on, mute press
     count (the scrape-side view of the fleet, what the next render will read);
   - push -> scrape after update (the target figure): a scrape that arrives as the update
     lands: wait until the fleet shows it (polling every 20 us, so the poller does not hold
-    the GIL the session thread needs), then one `generate_latest(daemon.registry)`, which
+    the GIL the loop thread needs), then one `generate_latest(daemon.registry)`, which
     must show it; the time ends when that render returns, so the render is included;
   - push -> renders back to back (worst case): until
     `prometheus_client.generate_latest(daemon.registry)`, rendered back to back, returns text
@@ -40,11 +40,14 @@ for the render under way, and the loop thread for the GIL that render holds.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import platform
 import random
+import struct
 import sys
 import tempfile
+import termios
 import threading
 import time
 import urllib.request
@@ -187,9 +190,23 @@ class Bench:
         return (time.perf_counter_ns() - start) / 1000
 
     def drain(self, report: bytes) -> None:
-        """Push a report that changes nothing exported, and let the loop consume it."""
+        """Push a report that changes nothing exported, and wait until the loop has read it.
+
+        A FIFO is a byte stream where hidraw hands out one report per read: a report still
+        unread when the next is pushed would be read together with it, as one report of the
+        wrong length, which the daemon rightly rejects (so the next change would never show).
+        A fixed sleep here did that under load."""
         os.write(self.writer, report)
-        time.sleep(0.002)
+        deadline = time.monotonic() + 5.0
+        while self.unread():
+            if time.monotonic() > deadline:
+                raise SystemExit("the loop did not read a pushed report within 5 s")
+            time.sleep(20e-6)  # releases the GIL the loop thread needs
+
+    def unread(self) -> int:
+        """Bytes written to the FIFO that the loop has not read yet."""
+        count = fcntl.ioctl(self.writer, termios.FIONREAD, b"\0\0\0\0")
+        return int(struct.unpack("i", count)[0])
 
     def run_pass(self, samples: int, view: str) -> list[float]:
         make = {
