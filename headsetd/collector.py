@@ -14,6 +14,7 @@ known device are rendered from the start at 0 for every state/button the device 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -22,13 +23,15 @@ from prometheus_client.core import (
     Metric,
 )
 
-from headsetd.audio.collect import AudioSnapshot, AudioStatus, render_audio
 from headsetd.classify import Kind
 from headsetd.errors import DEVICE_ERROR_KINDS, DISCOVERY_ERROR_KINDS
 from headsetd.fleet import DeviceRecord, FleetSnapshot
 from headsetd.hid.decoder import BUTTONS, Control
 from headsetd.identity import hex4
 from headsetd.policy import Policy
+
+if TYPE_CHECKING:  # the audio side is loaded only where audio is watched
+    from headsetd.audio.collect import AudioStatus
 
 
 def _no_policy() -> Policy | None:
@@ -98,6 +101,8 @@ class HeadsetCollector:
         yield from render_workstation(snapshot, self._seat_active())
         yield from render_devices(snapshot, self._policy())
         if self._audio_status is not None:
+            from headsetd.audio.collect import AudioSnapshot, render_audio  # noqa: PLC0415
+
             status = self._audio_status()
             yield from render_audio(AudioSnapshot(snapshot.taken_at, status, snapshot.audio))
 

@@ -27,7 +27,6 @@ import structlog
 from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
 
 from headsetd import __version__
-from headsetd.audio.model import AudioTarget, audio_event_fields
 from headsetd.clock import Clock
 from headsetd.collector import HeadsetCollector
 from headsetd.config import RELOADABLE, Config, ConfigError, Listen, reload_changes
@@ -196,6 +195,8 @@ class Daemon:
         """The devices the audio side matches sources to, with their hook states."""
         if self.audio is None:
             return
+        from headsetd.audio.model import AudioTarget  # noqa: PLC0415 - only with audio
+
         targets = [
             AudioTarget(
                 r.device_id,
@@ -215,6 +216,8 @@ class Daemon:
         self, device: str | None, events: Sequence[AudioEvent | ServerEvent], now: float
     ) -> None:
         """The audio thread's sink: counted in the fleet, then logged (levels are not)."""
+        from headsetd.audio.model import audio_event_fields  # noqa: PLC0415 - only with audio
+
         if device is not None:
             self.fleet.apply_audio(device, events, now)  # type: ignore[arg-type]
         bound = log.bind(device=device) if device is not None else log

@@ -16,9 +16,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from headsetd.audio.collect import AudioTally, tally_audio
-from headsetd.audio.model import AudioEvent
 from headsetd.errors import ErrorKind
 from headsetd.events import (
     ButtonPressed,
@@ -35,6 +34,10 @@ from headsetd.events import (
 from headsetd.hid.decoder import Control
 from headsetd.identity import DeviceFacts, DeviceIdentity
 from headsetd.session import HeadsetState
+
+if TYPE_CHECKING:  # the audio side is loaded only where audio is watched
+    from headsetd.audio.collect import AudioTally
+    from headsetd.audio.model import AudioEvent
 
 _EMPTY: Mapping[str, int] = MappingProxyType({})
 
@@ -183,6 +186,8 @@ class Fleet:
 
     def apply_audio(self, device: str, events: Sequence[AudioEvent], now: float) -> None:
         """Count the audio side's events for a device (the audio thread calls this)."""
+        from headsetd.audio.collect import AudioTally, tally_audio  # noqa: PLC0415
+
         with self._lock:
             tally = self._audio.get(device, AudioTally())
             for event in events:

@@ -11,14 +11,16 @@ person at the desk rather than for Prometheus).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from headsetd.audio.collect import AudioTally
 from headsetd.config import Config
 from headsetd.events import facts_fields
 from headsetd.fleet import DeviceRecord, FleetSnapshot
 from headsetd.identity import identity_fields
 from headsetd.policy import judge
+
+if TYPE_CHECKING:
+    from headsetd.audio.collect import AudioTally
 
 
 def _device(record: DeviceRecord, config: Config) -> dict[str, Any]:

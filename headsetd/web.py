@@ -36,6 +36,7 @@ LISTEN_BACKLOG = 128  # 20 concurrent scrapers (and a burst from a load balancer
 HANDLER_THREADS = 3
 CONNECTION_TIMEOUT_SECONDS = 10.0  # a scrape takes milliseconds; an idle connection is closed
 MAX_PENDING = 64  # connections waiting for their handshake or request; the oldest go first
+TEXT_FORMAT = "text/plain; version=0.0.4"
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -253,7 +254,11 @@ class Routes:
             return [b"Unauthorized\n"]
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
-            return self._metrics(environ, start_response)
+            # The text format, whatever the scraper prefers: Prometheus asks for OpenMetrics
+            # first, and prometheus_client writes that at twice the cost (a 64-device page:
+            # 10 ms against 5). node_exporter does the same (OpenMetrics is opt-in in Go's
+            # client), and nothing headsetd exports needs OpenMetrics.
+            return self._metrics({**environ, "HTTP_ACCEPT": TEXT_FORMAT}, start_response)
         if path == "/status":
             body = json.dumps(self._status(), indent=2).encode() + b"\n"
             start_response("200 OK", [("Content-Type", "application/json")])

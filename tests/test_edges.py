@@ -193,3 +193,23 @@ def test_check_config(tmp_path: Path, text: str, code: int, out: str) -> None:
     )  # fmt: skip
     assert result.returncode == code
     assert out in result.stdout + result.stderr
+
+
+def test_metrics_are_text_format_even_when_openmetrics_is_asked_for(tmp_path: Path) -> None:
+    """Prometheus asks for OpenMetrics first; headsetd answers in the text format, which costs
+    half (bench/peer.py), as node_exporter does."""
+    d = Daemon("--no-audio", "--log-format", "json")
+    try:
+        d.wait_for("watching_started")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{d.port}/metrics",
+            headers={
+                "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-"
+                "text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            assert b"# EOF" not in response.read()
+    finally:
+        assert d.stop() == 0
