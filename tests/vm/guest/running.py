@@ -121,6 +121,11 @@ class Daemon:
     def device_events(self, name: str, dev: str, since: int = 0) -> list[Line]:
         return [x for x in self.events(name, since) if x.record.get("device") == dev]
 
+    def device_lines(self, dev: str, since: int = 0) -> list[Line]:
+        """Every line about device `dev` from index `since`."""
+        with self.lock:
+            return [x for x in self.lines[since:] if x.record.get("device") == dev]
+
     def stop(self) -> None:
         self.proc.terminate()
         try:

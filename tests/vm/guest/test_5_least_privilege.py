@@ -641,7 +641,7 @@ def test_the_service_user_cannot_open_a_keyboard_or_another_interface(
         assert node not in user_run.fd_table.seen, f"the service user's daemon held {node}"
         g = plugged.gadgets[stem]
         dev = device_id(g)
-        story = [x.record for x in d.lines if x.record.get("device") == dev]
+        story = [x.record for x in d.device_lines(dev)]
         print(f"{stem}: the daemon's lines for {dev}: {story}")
         measure(
             "keyboard_seen_by_the_service_user",
