@@ -27,12 +27,17 @@ udevadm trigger --type=subsystems --action=add
 udevadm trigger --type=devices --action=add
 udevadm settle -t 60
 log "udevd up"
+# systemd resolves headsetd.service's DeviceAllow=char-hidraw from /proc/devices when the unit
+# starts; hidraw's major exists only once hid.ko is loaded (logged for that question)
+hidraw_major() { awk '$2 == "hidraw" { print $1 }' /proc/devices; }
+before_hid=$(hidraw_major)
 for m in "dummy_hcd num=$HVM_UDCS" libcomposite usb_f_hid usb_f_uac2 usbhid hid_generic snd_usb_audio; do
   # shellcheck disable=SC2086  # word splitting intended: module name + parameters
   modprobe $m || { log "modprobe $m FAILED"; exit 92; }
 done
 udevadm settle -t 60
 log "modules loaded; UDCs: $(ls /sys/class/udc | tr '\n' ' ')"
+log "hidraw major in /proc/devices: ${before_hid:-none} before hid.ko, $(hidraw_major) after"
 
 ip link set lo up || { log "loopback FAILED"; exit 94; }  # headsetd serves /metrics on 127.0.0.1
 

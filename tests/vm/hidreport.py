@@ -1,10 +1,11 @@
 """Fixture files and report layouts for the VM tier's virtual headsets.
 
-Owns: reading the hid-recorder files in tests/fixtures/hid (`R:` descriptor, `N:` name, `I:` bus,
-vendor, product, `E:` recorded input reports), and a deliberately small HID report-descriptor
-walker that tells the gadget where a usage's bits are, so that an input report ("hook off",
-"mute pressed", "volume up") can be built for any descriptor, and which top-level application
-collections a descriptor has (the tier's own oracle for "is this a telephony device").
+Owns: reading the hid-recorder files in tests/fixtures/hid and tests/fixtures/keyboards (`R:`
+descriptor, `N:` name, `I:` bus, vendor, product, `E:` recorded input reports), and a
+deliberately small HID report-descriptor walker that tells the gadget where a usage's bits are,
+so that an input report ("hook off", "mute pressed", "volume up") can be built for any
+descriptor, and which top-level application collections a descriptor has (the tier's own oracle
+for "is this a telephony device").
 
 Never: imports headsetd (the tier checks headsetd against the kernel and an independent reading
 of the descriptor, not against itself); decodes reports the host received (the gadget only
@@ -18,6 +19,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent.parent
 FIXTURES_DIR = REPO / "tests" / "fixtures" / "hid"
+# Keyboards headsetd must never be able to read (the udev probe's tests use the same folder);
+# their files carry no USB ids (0000:0000): the tier plugs them under test ids.
+KEYBOARDS_DIR = REPO / "tests" / "fixtures" / "keyboards"
 
 PAGE_TELEPHONY = 0x0B
 PAGE_CONSUMER = 0x0C
@@ -210,8 +214,14 @@ class Fixture:
             for f in self.parsed().fields
         )
 
+    @property
+    def types(self) -> bool:
+        """Has a Keyboard or Keypad (Generic Desktop 0x06, 0x07) application collection: a
+        reader of its node reads keys, so headsetd must not be able to read it."""
+        return any(app in (0x00010006, 0x00010007) for app in self.parsed().applications)
 
-def load_fixture(path: Path) -> Fixture:
+
+def load_fixture(path: Path, ids_required: bool = True) -> Fixture:
     desc = b""
     name = ""
     bus = vid = pid = 0
@@ -231,13 +241,17 @@ def load_fixture(path: Path) -> Fixture:
         elif line.startswith("E: "):
             parts = line.split()
             events.append(bytes(int(x, 16) for x in parts[3:]))
-    if not desc or not vid:
+    if not desc or (ids_required and not vid):
         raise ValueError(f"{path.name}: no R: or I: line")
     return Fixture(path, name, bus, vid, pid, desc, tuple(events))
 
 
 def all_fixtures() -> list[Fixture]:
     return [load_fixture(p) for p in sorted(FIXTURES_DIR.glob("*.hid"))]
+
+
+def keyboard_fixtures() -> list[Fixture]:
+    return [load_fixture(p, ids_required=False) for p in sorted(KEYBOARDS_DIR.glob("*.hid"))]
 
 
 class ReportBuilder:

@@ -1,10 +1,12 @@
 """The real headsetd, as the guest tests run and observe it: its process, log lines and /metrics.
 
-Owns: starting `headsetd run` (the repo's, with this Python) with JSON logs on a fixed loopback
-port and `headsetd list --json`; collecting the daemon's log lines as they come (with the time
-the test read each one); bounded waits for a line; /metrics fetched and parsed into samples; the
-`device` id the contract promises for a gadget; and what the kernel says the daemon holds open
-(its fd table) and how often its threads were switched out (its wake-ups).
+Owns: starting `headsetd run` (the repo's, with this Python, or any command line in front of
+it: another user's) with JSON logs on a loopback port and `headsetd list --json`; collecting the
+daemon's log lines as they come (with the time the test read each one); bounded waits for a
+line; /metrics fetched and parsed into samples; the `device` id the contract promises for a
+gadget; and what the kernel says about the daemon: what it holds open (its fd table), how often
+its threads were switched out (its wake-ups), its user, groups and capabilities; and what
+happens to /dev nodes (created, opened, permissions changed), whoever does it.
 
 Never: reaches into headsetd's modules (only its command line, its log lines, /metrics and
 /proc), or waits blindly: every wait is on a condition, with a deadline.
@@ -16,13 +18,14 @@ import ctypes
 import json
 import os
 import select
+import stat
 import struct
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +35,7 @@ import gadget
 from prometheus_client.parser import text_string_to_metric_families
 
 HEADSETD = [sys.executable, "-m", "headsetd"]
-LISTEN = "127.0.0.1:9477"
+LISTEN = "127.0.0.1:9477"  # the session's daemon; another one is given its own
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -65,6 +68,7 @@ class Daemon:
     """A running `headsetd run` and every log line it wrote so far."""
 
     proc: subprocess.Popen[str]
+    listen: str = LISTEN
     lines: list[Line] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
     lock: threading.Condition = field(default_factory=threading.Condition)
@@ -117,6 +121,11 @@ class Daemon:
     def device_events(self, name: str, dev: str, since: int = 0) -> list[Line]:
         return [x for x in self.events(name, since) if x.record.get("device") == dev]
 
+    def device_lines(self, dev: str, since: int = 0) -> list[Line]:
+        """Every line about device `dev` from index `since`."""
+        with self.lock:
+            return [x for x in self.lines[since:] if x.record.get("device") == dev]
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -125,36 +134,47 @@ class Daemon:
             self.proc.kill()
 
 
-def start_daemon() -> Daemon:
-    """`headsetd run`, JSON logs read by a thread; returns once /metrics answers."""
+def launch_daemon(command: Sequence[str] = HEADSETD, listen: str = LISTEN) -> Daemon:
+    """`<command> run` serving on `listen`, JSON logs read by a thread; returns at once (its
+    pid is the daemon's: `command` may be a chain of programs that exec one another)."""
     proc = subprocess.Popen(
-        [*HEADSETD, "run", "--listen", LISTEN, "--log-format", "json"],
+        [*command, "run", "--listen", listen, "--log-format", "json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         bufsize=1,
     )
-    d = Daemon(proc)
+    d = Daemon(proc, listen)
     threading.Thread(target=d._read, daemon=True).start()
+    return d
+
+
+def wait_serving(d: Daemon) -> Daemon:
+    """Until the daemon's /metrics answers (it has bound its port and scanned)."""
 
     def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"headsetd run exited with {proc.returncode}: {d.other[-20:]}")
+        if d.proc.poll() is not None:
+            raise AssertionError(f"headsetd run exited with {d.proc.returncode}: {d.other[-20:]}")
         try:
-            fetch()
+            fetch(d.listen)
         except OSError:
             return False
         return True
 
-    gadget.wait_for(up, 120, "headsetd's /metrics", interval=0.2)
+    gadget.wait_for(up, 120, f"headsetd's /metrics on {d.listen}", interval=0.2)
     return d
 
 
-def start_list() -> subprocess.Popen[str]:
-    """`headsetd list --json`, started now, collected later (Python start-up under TCG takes
+def start_daemon() -> Daemon:
+    """The session's `headsetd run` (root, this Python); returns once /metrics answers."""
+    return wait_serving(launch_daemon())
+
+
+def start_list(command: Sequence[str] = HEADSETD) -> subprocess.Popen[str]:
+    """`<command> list --json`, started now, collected later (Python start-up under TCG takes
     many seconds: start it beside other work)."""
     return subprocess.Popen(
-        [*HEADSETD, "list", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*command, "list", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -169,8 +189,8 @@ def is_event(name: str, dev: str) -> Callable[[Line], bool]:
     return lambda x: x.event == name and x.record.get("device") == dev
 
 
-def fetch() -> str:
-    with urllib.request.urlopen(f"http://{LISTEN}/metrics", timeout=10) as r:
+def fetch(listen: str = LISTEN) -> str:
+    with urllib.request.urlopen(f"http://{listen}/metrics", timeout=10) as r:
         return str(r.read().decode())
 
 
@@ -183,8 +203,8 @@ def parse(text: str) -> Samples:
     return out
 
 
-def scrape() -> Samples:
-    return parse(fetch())
+def scrape(listen: str = LISTEN) -> Samples:
+    return parse(fetch(listen))
 
 
 def metric(m: Samples, name: str, **labels: str) -> float | None:
@@ -200,17 +220,46 @@ def samples(m: Samples, name: str, **labels: str) -> list[dict[str, str]]:
     return [dict(lab) for (n, lab), _ in m.items() if n == name and want <= set(lab)]
 
 
-def open_files(pid: int) -> set[str]:
-    """What process `pid` holds open now: the targets of its /proc/<pid>/fd links (a file that
-    closes while the table is read is skipped)."""
+def open_files(pid: int, names: dict[int, str] | None = None) -> set[str]:
+    """What process `pid` holds open now: the targets of its /proc/<pid>/fd links, a character
+    device as its /dev node (a file that closes while the table is read is skipped).
+
+    A device is named from its number, not from the link's text: the link is the path as seen
+    from the reader's root, and for a process in a mount namespace of its own (the service
+    user's, test_5) that is the path from the top of the guest's initramfs (the guest's root
+    is a chroot there), e.g. /newroot/dev/hidraw7. `names` keeps the numbers' names between
+    calls (a hidraw minor keeps its name when the number is reused: hidrawN is minor N)."""
+    names = {} if names is None else names
     out = set()
     fd_dir = Path(f"/proc/{pid}/fd")
     for fd in os.listdir(fd_dir):
         try:
-            out.add(os.readlink(fd_dir / fd))
+            target = os.readlink(fd_dir / fd)
+            st = os.stat(fd_dir / fd)
         except FileNotFoundError:
             continue
+        if stat.S_ISCHR(st.st_mode):
+            if st.st_rdev not in names:
+                names[st.st_rdev] = char_device_node(st.st_rdev)
+            target = names[st.st_rdev]
+        out.add(target)
     return out
+
+
+def char_device_node(rdev: int) -> str:
+    """/dev/<DEVNAME> of a character device number, from sysfs."""
+    uevent = Path(f"/sys/dev/char/{os.major(rdev)}:{os.minor(rdev)}/uevent").read_text()
+    names = [line[8:] for line in uevent.splitlines() if line.startswith("DEVNAME=")]
+    return f"/dev/{names[0]}" if names else f"char {os.major(rdev)}:{os.minor(rdev)}"
+
+
+def credentials(pid: int) -> dict[str, str]:
+    """What the kernel says process `pid` runs as: the Uid, Gid, Groups, Cap* and NoNewPrivs
+    lines of /proc/<pid>/status (ids: real, effective, saved, filesystem; caps in hex)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    keep = ("Uid", "Gid", "Groups", "NoNewPrivs")
+    return {k: " ".join(v.split()) for k, v in fields.items() if k in keep or k.startswith("Cap")}
 
 
 def context_switches(pid: int) -> dict[str, int]:
@@ -231,13 +280,14 @@ def context_switches(pid: int) -> dict[str, int]:
 class FdSampler:
     """Samples the fd table of process `pid` every `interval` s on a thread, and keeps every
     target it saw with the first and last time it was seen. A sample is a snapshot: an fd held
-    for less than `interval` can slip between two (NodeOpens sees every open, by anyone)."""
+    for less than `interval` can slip between two (NodeWatch sees every open, by anyone)."""
 
     def __init__(self, pid: int, interval: float = 0.05) -> None:
         self.pid = pid
         self.interval = interval
         self.samples = 0
         self.seen: dict[str, tuple[float, float]] = {}  # target -> (first, last) time.time()
+        self._names: dict[int, str] = {}  # device number -> its /dev node (open_files)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -246,7 +296,11 @@ class FdSampler:
         # the sampling is the measurement: this loop is the thing being timed, not a wait
         while not self._stop.wait(self.interval):
             t = time.time()
-            for target in open_files(self.pid):
+            try:
+                held = open_files(self.pid, self._names)
+            except ProcessLookupError:
+                return  # the process ended
+            for target in held:
                 first, _ = self.seen.get(target, (t, t))
                 self.seen[target] = (first, t)
             self.samples += 1
@@ -260,28 +314,33 @@ class FdSampler:
         self._thread.join(5)
 
 
+IN_ATTRIB = 0x00000004  # mode, owner, ACL (xattr) or timestamps changed
 IN_OPEN = 0x00000020
+IN_CREATE = 0x00000100
 IN_Q_OVERFLOW = 0x00004000
 _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then the name
 
 
-class NodeOpens:
-    """Every open of a file in `directory` (default /dev) from now on, by any process: inotify
-    on the directory reports IN_OPEN for each of its children with the child's name, whoever
-    opens it and however briefly. (O_PATH handles, which allow no I/O, are not reported.)"""
+class NodeWatch:
+    """What happens to the files of `directory` (default /dev) from now on, by any process:
+    inotify on the directory reports each of `mask` for its children with the child's name,
+    whoever does it and however briefly. IN_OPEN: every open (O_PATH handles, which allow no
+    I/O, are not reported; nor is an open the kernel refused). IN_CREATE: a node made (by
+    devtmpfs, as the kernel registers the device). IN_ATTRIB: its mode, owner or ACL changed
+    (udevd applying its rules' GROUP/MODE, or the seat's ACL)."""
 
-    def __init__(self, directory: str = "/dev") -> None:
+    def __init__(self, directory: str = "/dev", mask: int = IN_OPEN) -> None:
         self._libc = ctypes.CDLL(None, use_errno=True)
         fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             raise OSError(ctypes.get_errno(), "inotify_init1")
-        if self._libc.inotify_add_watch(fd, directory.encode(), IN_OPEN) < 0:
+        if self._libc.inotify_add_watch(fd, directory.encode(), mask) < 0:
             os.close(fd)
             raise OSError(ctypes.get_errno(), f"inotify_add_watch {directory}")
         self._fd = fd
         self.directory = directory
         self.overflowed = False
-        self._opens: list[tuple[float, str]] = []
+        self._seen: list[tuple[float, int, str]] = []  # (time.time(), mask, path)
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -305,13 +364,17 @@ class NodeOpens:
                 with self._lock:
                     if mask & IN_Q_OVERFLOW:
                         self.overflowed = True
-                    elif mask & IN_OPEN:
-                        self._opens.append((t, f"{self.directory}/{name}"))
+                    else:
+                        self._seen.append((t, mask, f"{self.directory}/{name}"))
+
+    def times(self, path: str, mask: int, since: float = 0.0) -> list[float]:
+        """When one of `mask` happened to `path`, at or after time.time() `since`."""
+        with self._lock:
+            return [t for t, m, p in self._seen if m & mask and p == path and t >= since]
 
     def opens(self, path: str, since: float = 0.0) -> list[float]:
         """When `path` was opened, at or after time.time() `since`."""
-        with self._lock:
-            return [t for t, p in self._opens if p == path and t >= since]
+        return self.times(path, IN_OPEN, since)
 
     def stop(self) -> None:
         if not self._thread.is_alive():
