@@ -41,6 +41,7 @@ from headsetd.events import (
     DeviceDisconnected,
     Event,
     ReadFailed,
+    ReadingResumed,
     event_fields,
     facts_fields,
     is_warning,
@@ -172,7 +173,8 @@ class _Hid:
     compiled: Compiled | None
     state: HeadsetState = field(default_factory=HeadsetState)
     source: HidSource | None = None
-    tried: bool = False  # an open was attempted (a failed one is not retried until a replug)
+    tried: bool = False  # an open was attempted (a failed one is retried when reported again)
+    tried_before: bool = False  # an open was attempted once already: the next is a retry
 
 
 @dataclass(eq=False, slots=True)
@@ -292,9 +294,13 @@ class Devices:
                     return  # seen twice: the monitor and the start-up scan may both report it
                 device.usb, device.usb_description = usb, self._parse_usb(usb, change)
             case HidInterface() as hid:
-                if hid.node in device.hids:
-                    return
-                device.hids[hid.node] = _Hid(hid, self._compile(hid))
+                known = device.hids.get(hid.node)
+                if known is not None and (known.source is not None or not known.tried):
+                    return  # seen twice: the monitor and the start-up scan may both report it
+                if known is not None:
+                    known.tried = False  # its open failed: reported again, it is tried again
+                else:
+                    device.hids[hid.node] = _Hid(hid, self._compile(hid))
             case SoundCard() as card:
                 if card.key in device.cards:
                     return
@@ -355,7 +361,8 @@ class Devices:
         return unique
 
     def _open(self, device: _Device, part: _Hid, decoder: TelephonyDecoder) -> None:
-        part.tried = True
+        retry, part.tried = part.tried_before, True
+        part.tried_before = True
         try:
             source = self._discovery.open(part.hid)
         except DeviceGone:
@@ -366,6 +373,8 @@ class Devices:
             self._emit(device, [ReadFailed(exc.kind, str(exc))])
             return
         part.source = source
+        if retry:
+            self._emit(device, [ReadingResumed(part.hid.node)])
         source.attach(
             self._loop,
             partial(self._report, device, part, decoder),

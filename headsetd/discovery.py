@@ -281,7 +281,9 @@ class UdevDiscovery:
         if changes is None:
             return
         while (device := self._monitor.poll(timeout=0)) is not None:
-            if device.action == "add":
+            # "change" on a hidraw node follows `udevadm trigger` (the udev rule may have granted
+            # access since): the same part again, which the lifecycle takes as a retry.
+            if device.action == "add" or (device.action == "change" and device.device_node):
                 change = self._added(device)
                 if change is not None:
                     changes(change)

@@ -70,6 +70,14 @@ class ReportRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadingResumed:
+    """A node whose open had failed opened now (its access was granted since)."""
+
+    node: str
+    event: ClassVar[str] = "reading_resumed"
+
+
+@dataclass(frozen=True, slots=True)
 class ReadFailed:
     kind: ErrorKind
     detail: str
@@ -85,6 +93,7 @@ Event = (
     | MuteChanged
     | ButtonPressed
     | ReportRejected
+    | ReadingResumed
     | ReadFailed
 )
 

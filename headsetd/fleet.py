@@ -29,6 +29,7 @@ from headsetd.events import (
     MuteChanged,
     MutePressed,
     ReadFailed,
+    ReadingResumed,
     ReportRejected,
 )
 from headsetd.hid.decoder import Control
@@ -114,6 +115,8 @@ def tally(record: DeviceRecord, event: Event, now: float) -> DeviceRecord:
             return replace(record, errors=_plus(record.errors, kind), readable=readable)
         case DeviceClassified(facts=facts):
             return replace(record, facts=facts)
+        case ReadingResumed():
+            return replace(record, readable=True)
         case DeviceConnected():
             return replace(
                 record,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, NotRequired, TypedDict
 
-from headsetd.hid.decoder import TelephonyDecoder, has_telephony_inputs
+from headsetd.hid.decoder import TelephonyDecoder, can_type, has_telephony_inputs
 from headsetd.hid.descriptor import DescriptorError, Field, ReportDescriptor
 from headsetd.hid.recording import Recording
 from headsetd.hid.usages import page_name, usage_name
@@ -67,7 +67,7 @@ class Description(TypedDict):
     reports: list[ReportDescription]
     watched: bool  # headsetd would watch it: Telephony inputs, and a descriptor it accepts
     controls: list[ControlDescription]  # empty when not watched
-    rejected: NotRequired[str]  # only when the decoder rejects the descriptor: why
+    rejected: NotRequired[str]  # only when the decoder rejects the descriptor, or it types: why
 
 
 def _describe_field(field: Field) -> FieldDescription:
@@ -112,6 +112,9 @@ def describe(recording: Recording, descriptor: ReportDescriptor) -> Description:
         "watched": False,
         "controls": [],
     }
+    if can_type(descriptor):
+        described["rejected"] = "a keyboard or keypad collection: it types, so it is never read"
+        return described
     if not has_telephony_inputs(descriptor):
         return described
     try:

@@ -18,22 +18,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from headsetd.hid import usages as u
 from headsetd.hid.decoder import has_telephony_inputs
 from headsetd.hid.descriptor import MAX_DESCRIPTOR_BYTES, ReportDescriptor, parse_report_descriptor
 
 PROPERTY = "HEADSETD_TELEPHONY"
 
-# Application collections of a device that types: a reader of its node could read keystrokes.
-_TYPING_APPLICATIONS = frozenset(
-    {u.usage(u.PAGE_GENERIC_DESKTOP, 0x06), u.usage(u.PAGE_GENERIC_DESKTOP, 0x07)}
-)
-
 
 def grants_read_access(descriptor: ReportDescriptor) -> bool:
-    """True for a telephony device that cannot type: the nodes the udev rule opens up."""
-    if any(app in _TYPING_APPLICATIONS for app in descriptor.applications):
-        return False
+    """True for a telephony device that cannot type: the nodes the udev rule opens up, the
+    devices the daemon watches (`has_telephony_inputs` excludes keyboards and keypads)."""
     return has_telephony_inputs(descriptor)
 
 

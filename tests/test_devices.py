@@ -15,6 +15,7 @@ from headsetd.fleet import DeviceRecord, Fleet
 from headsetd.hid.decoder import Control, ControlValue, Reading, TelephonyDecoder
 from headsetd.hid.descriptor import DescriptorError, parse_report_descriptor
 from headsetd.hid.recording import RecordedReport, Recording
+from headsetd.hid.source import TransportError
 from headsetd.identity import DeviceIdentity
 from headsetd.loop import ReaderLoop
 from headsetd.replay import run_simulated
@@ -134,3 +135,34 @@ def test_unplug_in_a_call_is_one_disconnect_and_forgets_the_hook_state() -> None
     assert (record.connected, record.disconnects) == (False, 1)
     assert record.state.off_hook is None
     assert record.hook_changes == {"off_hook": 1}
+
+
+class GrantedLater(ScriptedDiscovery):
+    """The node may not be opened at first (no udev rule yet); after `udevadm trigger` it is
+    reported again (a "change" event) and may be."""
+
+    def __init__(self, plugs: Sequence[Plug]) -> None:
+        super().__init__(plugs)
+        self.opens = 0
+
+    def open(self, hid):  # type: ignore[no-untyped-def]
+        self.opens += 1
+        if self.opens == 1:
+            raise TransportError(ErrorKind.ACCESS_DENIED, f"{hid.node}: permission denied")
+        return super().open(hid)
+
+    def start(self, loop: ReaderLoop, changes):  # type: ignore[no-untyped-def]
+        super().start(loop, changes)
+        loop.call_at(5.0, lambda: self._plug(0))  # the rule granted access: reported again
+
+
+def test_a_node_reported_again_after_a_denied_open_is_read_then() -> None:
+    discovery = GrantedLater([Plug(0.0, identity(1), CALL, unplug_after=None)])
+    seen = Collected()
+    fleet = run_simulated(discovery, seen)
+    names = [e.event for _, e in seen.events]
+    assert names[:3] == ["device_connected", "read_failed", "reading_resumed"]
+    (record,) = fleet.snapshot(20.0).devices
+    assert record.readable
+    assert record.errors[ErrorKind.ACCESS_DENIED] == 1
+    assert record.hook_changes.get("off_hook") == 1  # its reports were read after all

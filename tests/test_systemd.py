@@ -33,7 +33,7 @@ from headsetd.install_units import (
     install_paths_drop_in,
     writable_by_others,
 )
-from headsetd.udev_probe import PROPERTY
+from headsetd.udev_probe import PROPERTY, grants_read_access
 from headsetd.udev_probe import main as probe_main
 from tests.conftest import FIXTURES, REPO, require_tool
 
@@ -397,3 +397,12 @@ def test_install_units_works_from_an_installed_wheel(wheel: Path, tmp_path: Path
     assert result.returncode == 0, result.stderr
     unit = (tmp_path / "config/systemd/user/headsetd-user.service").read_text()
     assert f"ExecStart={venv}/bin/headsetd run $ARGS" in unit
+
+
+@pytest.mark.parametrize("path", sorted(KEYBOARDS.glob("*.hid")), ids=lambda p: p.name)
+def test_a_keyboard_is_never_watched(path: Path) -> None:
+    """The daemon and the udev rule agree: a descriptor that can type is never read, even one
+    that also declares a Telephony collection with inputs."""
+    descriptor = parse_report_descriptor(Recording.load(path).descriptor)
+    assert not has_telephony_inputs(descriptor)
+    assert not grants_read_access(descriptor)

@@ -235,11 +235,27 @@ def _plan_report(
     return plan, decoded
 
 
+# Application collections of a device that types (Generic Desktop Keyboard, Keypad): a reader
+# of its node reads keystrokes, so headsetd never watches it and the udev rule never grants it,
+# whatever else its descriptor declares.
+_TYPING_APPLICATIONS = frozenset(
+    {u.usage(u.PAGE_GENERIC_DESKTOP, 0x06), u.usage(u.PAGE_GENERIC_DESKTOP, 0x07)}
+)
+
+
+def can_type(descriptor: ReportDescriptor) -> bool:
+    """A keyboard or keypad application collection: a reader of the node reads keystrokes."""
+    return any(app in _TYPING_APPLICATIONS for app in descriptor.applications)
+
+
 def has_telephony_inputs(descriptor: ReportDescriptor) -> bool:
-    """True for a device headsetd watches: a Telephony application collection with inputs.
+    """True for a device headsetd watches: a Telephony application collection with inputs, and
+    no keyboard or keypad collection (70-headsetd.rules grants read access to exactly these).
 
     An empty Telephony collection (the Razer Kraken Kitty V2 ends with one) does not count.
     """
+    if can_type(descriptor):
+        return False
     return any(
         f.application >> 16 == u.PAGE_TELEPHONY
         for report in descriptor.reports
