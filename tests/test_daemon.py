@@ -274,3 +274,25 @@ def test_replayed_usb_descriptors_give_devices_their_kind(daemon, tmp_path: Path
         "other": 0.0,
     }
     assert d.stop() == 0
+
+
+KRAKEN = REPO / "tests" / "fixtures" / "hid" / "razer_kraken-kitty-v2_1532-0560.hid"
+
+
+def test_run_and_replay_agree_on_a_device_they_ignore_and_say_why(daemon) -> None:  # type: ignore[no-untyped-def]
+    """The Kraken Kitty's Telephony collection is empty: neither `run --replay` nor `replay`
+    watches it, both say so with the same reason, and watching_started counts only the device
+    that is watched."""
+    d = daemon("--no-audio", "--replay", str(CALL), str(KRAKEN), "--log-format", "json")
+    (started,) = d.wait_for("watching_started")
+    assert started["devices"] == 1
+    ignored = [line for line in d.lines if line["event"] == "device_ignored"]
+    assert [line["device"] for line in ignored] == ["1532:0560@replay-1"]
+    replayed = subprocess.run(
+        [sys.executable, "-m", "headsetd", "replay", str(KRAKEN), "--json"],
+        capture_output=True, text=True, check=True, cwd=REPO,
+    )  # fmt: skip
+    assert replayed.stdout == ""  # no event: the device is not watched
+    (said,) = [json.loads(line) for line in replayed.stderr.splitlines()]
+    assert (said["event"], said["reason"]) == ("device_ignored", ignored[0]["reason"])
+    assert d.stop() == 0

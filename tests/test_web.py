@@ -9,6 +9,7 @@ import concurrent.futures
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -222,3 +223,36 @@ def test_web_config_mistakes_are_named(tmp_path: Path, text: str, message: str) 
     with pytest.raises(ConfigError, match=message) as caught:
         load_web_config(path)
     assert str(path) in str(caught.value)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "systemd"
+
+
+def test_the_shipped_examples_pass_promtool_and_check_config(pki: Path, tmp_path: Path) -> None:
+    """systemd/web-config.example.yml (with certificates where it names them) passes
+    `promtool check web-config` and headsetd's own reading of it; the example configuration
+    passes `headsetd check-config`."""
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    for name, source in (
+        ("headsetd.crt", "server.crt"),
+        ("headsetd.key", "server.key"),
+        ("scrapers-ca.crt", "ca.crt"),
+    ):
+        (tls / name).write_bytes((pki / source).read_bytes())
+    web = tmp_path / "web.yml"
+    web.write_text((EXAMPLES / "web-config.example.yml").read_text())
+    _promtool_checks(web)
+    loaded = load_web_config(web)
+    assert loaded.tls is not None
+    assert loaded.tls.verify_mode == ssl.CERT_REQUIRED
+    assert BasicAuth(loaded.users).allows(
+        "Basic " + base64.b64encode(b"prometheus:change-me").decode()
+    )
+    config = tmp_path / "headsetd.toml"
+    config.write_text((EXAMPLES / "headsetd.toml.example").read_text())
+    result = subprocess.run(
+        [sys.executable, "-m", "headsetd", "check-config", str(config)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
