@@ -36,7 +36,6 @@ DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
 # Reasons a query is empty in the e2e scenario. A metric of an open issue is empty until the
 # daemon exports it (then the test fails and asks for the mark to be removed).
 NO_LOGIND = "the test machine runs no logind: headsetd exports no seat sample there"
-PENDING_7 = "pending: issue 7 (microphone / audio server) adds this metric; not exported yet"
 NO_MUTE_STATE = (
     "no replayed device reports mute as a state (every fixture's Phone Mute is relative)"
 )
@@ -296,7 +295,6 @@ def fleet() -> Board:
                         f"{{{RULES}}}) / ignoring (level) group_left () sum("
                         f"site_team_level:headsetd_mic_level_seconds:rate5m{{{RULES}}})",
                         "{{level}}",
-                        empty_in_scenario=PENDING_7,
                     ),
                 ),
                 "While a mic is in use: silent < -60 dBFS, quiet, low, speech > -30 dBFS.",
@@ -316,7 +314,6 @@ def fleet() -> Board:
                     Query(
                         f"sum(site_team:headsetd_mic_muted_in_call_seconds:rate5m{{{RULES}}})",
                         "share of call time muted",
-                        empty_in_scenario=PENDING_7,
                     ),
                 ),
                 "Silent or low mic in calls, muted too long, headphones without a microphone.",
@@ -439,7 +436,6 @@ def workstation() -> Board:
                     Query(
                         f"headsetd_mic_muted{{{ONE}}}",
                         "{{device}} audio server",
-                        empty_in_scenario=PENDING_7,
                     ),
                 ),
                 "Mute as a state, from the headset (where it reports one) and the audio server.",
@@ -473,7 +469,6 @@ def workstation() -> Board:
                         "histogram_quantile(0.5, sum by (device, le) (rate("
                         f"headsetd_mic_peak_dbfs_bucket{{{ONE}}}[$__rate_interval])))",
                         "{{device}} median peak",
-                        empty_in_scenario=PENDING_7,
                     ),
                     Query(
                         f"headsetd_device_off_hook{{{ONE}}}",
@@ -522,7 +517,6 @@ def workstation() -> Board:
                         "sum by (kind) (increase(headsetd_audio_errors_total"
                         f"{{{ONE}}}[$__rate_interval]))",
                         "audio {{kind}}",
-                        empty_in_scenario=PENDING_7,
                     ),
                     Query(
                         f"increase(headsetd_log_errors_total{{{ONE}}}[$__rate_interval])",
@@ -540,12 +534,10 @@ def workstation() -> Board:
                     Query(
                         f"headsetd_mic_volume_ratio{{{ONE}}}",
                         "{{device}} mic",
-                        empty_in_scenario=PENDING_7,
                     ),
                     Query(
                         f"headsetd_speaker_volume_ratio{{{ONE}}}",
                         "{{device}} speaker",
-                        empty_in_scenario=PENDING_7,
                     ),
                 ),
                 "Input and output volume at the audio server (0-100 %).",

@@ -12,9 +12,14 @@ would be a second copy of that wiring. It needs a checkout (the recordings and r
 installed with the package: run it in the checkout's directory, or from an editable install)
 and Debian's prometheus and prometheus-alertmanager.
 
-Never does: leave a process behind (Ctrl-C or SIGTERM stops all it started; a SIGKILL of the
-demo takes its children down through their parent-death signal), bind anything but 127.0.0.1,
-or touch the shipped files (rendered copies live in the work directory).
+The workstations with a microphone story each get a real PulseAudio in the work directory
+(Debian's pulseaudio and pulseaudio-utils; never the user's own server) with a stand-in
+softphone recording during calls: the demo prints each one's PULSE_SERVER, to look with pactl.
+
+Never does: leave a process behind (Ctrl-C or SIGTERM stops all it started, audio servers and
+softphones included; a SIGKILL of the demo takes its children down through their
+parent-death signal), bind anything but 127.0.0.1, or touch the shipped files (rendered
+copies live in the work directory).
 """
 
 from __future__ import annotations
@@ -39,8 +44,14 @@ def _describe(scenario: Scenario, fleet: s.Fleet) -> list[str]:
         where = f"{ws.site}/{ws.team}"
         if ws.pending:
             lines.append(f"  {ws.name:10} {where:13} (waits for: {PENDING[ws.needs]}) {ws.story}")
-        else:
-            lines.append(f"  {ws.name:10} {where:13} {address[ws.name]:32} {ws.story}")
+            continue
+        lines.append(f"  {ws.name:10} {where:13} {address[ws.name]:32} {ws.story}")
+        desk = fleet.desks.get(ws.name)
+        if desk is not None:
+            lines.append(
+                f"  {'':24} its PulseAudio: PULSE_SERVER={desk.server.address} pactl list "
+                "source-outputs"
+            )
     return lines
 
 

@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 
 # Features the scenario needs that the daemon does not have yet, and who is building them.
 # Delete a line when its feature lands.
-PENDING: dict[str, str] = {
-    "audio_server": "the audio server and the microphone metrics (issue 7)",
-}
+PENDING: dict[str, str] = {}
 
 # Stopped daemons run this long first: every tier (VictoriaMetrics' vmalert included, which
 # sees data a few seconds late) must have recorded their workstation name before they go down.
@@ -44,6 +42,24 @@ class Expect:
 
 
 @dataclass(frozen=True, slots=True)
+class Audio:
+    """The workstation's audio server (a real PulseAudio the stack starts, see
+    headsetd/simaudio.py) and what its headset's microphone picks up there. A stand-in
+    softphone records from that microphone during each call of the shift (headsetd.stack
+    says how it knows the calls)."""
+
+    # Peak of the 1 kHz tone that stands in for the agent's voice, in dBFS (speech peaks at
+    # about -16, ITU-T P.56); None: digital silence, a dead capsule or a broken wire.
+    voice_dbfs: float | None = None
+    # The microphone's input volume at the server (0-1, the desktop's slider: PulseAudio's
+    # cubic scale, so 0.2 attenuates by 60*log10(0.2) = -41.9 dB).
+    mic_volume: float = 1.0
+    # Seconds after the fleet started: the audio server is killed (a crash, or the user's
+    # session ended) and nothing restarts it.
+    server_stops_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Workstation:
     name: str
     site: str
@@ -54,9 +70,10 @@ class Workstation:
     loop: bool = True
     stop_after: float | None = None  # seconds after the fleet started: the daemon is stopped
     config_extra: str = ""  # TOML appended to its generated configuration
-    # An audio server runs for it (the microphone's story); without one its daemon runs with
-    # [audio] enabled = false, as a workstation without a user session would.
-    audio: bool = False
+    # An audio server runs for it (the microphone's story), with a source carrying the USB
+    # ids of its first replayed device; without one its daemon runs with [audio] enabled =
+    # false, as a workstation without a user session would.
+    audio: Audio | None = None
     needs: str = ""  # a PENDING feature without which it cannot run at all
     expect: tuple[Expect, ...] = ()
 
@@ -150,7 +167,15 @@ SCENARIO = Scenario(
             expect=(Expect("HeadsetWithoutMicrophone"),),
         ),
         _quiet("ber1-ws07", "ber1", "sales", 0),
-        _quiet("ber1-ws08", "ber1", "support", 1),
+        Workstation(
+            "ber1-ws08",
+            "ber1",
+            "support",
+            "the mic's input volume is at 20 %: a normal voice (-12 dBFS) reaches calls at -54",
+            (SHIFTS[1],),
+            audio=Audio(voice_dbfs=-12.0, mic_volume=0.2),
+            expect=(Expect("MicrophoneVolumeLow"), Expect("MicrophoneLevelLow")),
+        ),
         Workstation(
             "muc2-ws01",
             "muc2",
@@ -165,10 +190,9 @@ SCENARIO = Scenario(
             "muc2-ws03",
             "muc2",
             "support",
-            "in calls with a microphone that picks up nothing",
+            "in calls with a microphone that picks up nothing (digital silence)",
             (SHIFTS[0],),
-            audio=True,
-            needs="audio_server",
+            audio=Audio(),
             expect=(Expect("MicrophoneSilentInCall"),),
         ),
         _quiet("muc2-ws04", "muc2", "support", 2),
@@ -201,7 +225,15 @@ SCENARIO = Scenario(
             config_extra='[policy]\napproved = ["0b0e:*", "047f:*"]\n',
             expect=(Expect("HeadsetUnapproved"),),
         ),
-        _quiet("ham3-ws05", "ham3", "sales", 0),
+        Workstation(
+            "ham3-ws05",
+            "ham3",
+            "sales",
+            "a good mic, until PulseAudio dies 12 s in (mid-call) and nothing restarts it",
+            (SHIFTS[0],),
+            audio=Audio(voice_dbfs=-16.0, server_stops_after=STOP_AFTER_SECONDS),
+            expect=(Expect("HeadsetdAudioServerDown"),),
+        ),
         _quiet("ham3-ws06", "ham3", "sales", 1),
         _stopped("lis4-ws01", "lis4", "sales", 0, "site outage: its daemon stops after 12 s"),
         _stopped("lis4-ws02", "lis4", "sales", 1, "site outage: its daemon stops after 12 s"),

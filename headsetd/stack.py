@@ -3,10 +3,11 @@ and of the e2e tests (tests/stack), one implementation for both.
 
 Owns: starting and stopping processes (each in its own session, killed with its parent, all
 stopped by `Stack.close()`), readiness polling with a deadline, the fleet of `headsetd run
---replay` daemons of a `Scenario`, Prometheus (server, agent, remote-write receiver),
-Alertmanager, vmagent, VictoriaMetrics and vmalert configured from the shipped files in
-prometheus/, the rendering of those files for short test intervals (`scale_durations`), and a
-webhook sink that records Alertmanager's notifications.
+--replay` daemons of a `Scenario` with the audio server of each workstation that has one (a
+real PulseAudio, headsetd/simaudio.py) and its stand-in softphone (`Softphones`), Prometheus
+(server, agent, remote-write receiver), Alertmanager, vmagent, VictoriaMetrics and vmalert
+configured from the shipped files in prometheus/, the rendering of those files for short test
+intervals (`scale_durations`), and a webhook sink that records Alertmanager's notifications.
 
 Never does: change the shipped files (rendered copies go to the stack's work directory), bind
 anything but 127.0.0.1, sleep to wait for a server (it polls a condition with a deadline), or
@@ -15,6 +16,7 @@ run outside a headsetd checkout (the recordings and rules live there, not in the
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -29,13 +31,17 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
+
+from headsetd import simaudio
+from headsetd.cli import UsageError, replayed_device
 from headsetd.scenario import Scenario, Workstation
 
 RULE_FILES = ("headsetd.rules.yml", "headsetd.alerts.yml")  # in prometheus/rules
@@ -47,6 +53,9 @@ MIN_WINDOW_SECONDS = 3.0  # no range window below 3 scrapes
 SCRAPE_INTERVAL = "1s"
 POLL_SECONDS = 0.1
 START_DEADLINE_SECONDS = 60.0
+# How often a stand-in softphone looks at its headset's hook state: a softphone answers or
+# hangs up within a fraction of a second of the headset's button.
+SOFTPHONE_POLL_SECONDS = 0.2
 
 T = TypeVar("T")
 
@@ -171,13 +180,17 @@ class Service:
 
 class Stack:
     """The processes of one stack, in a work directory. Use as a context manager, or call
-    close(): every process still running is sent SIGTERM, then SIGKILL after a grace period."""
+    close(): what runs on its own threads stops first (`on_close`), then every process still
+    running is sent SIGTERM, then SIGKILL after a grace period."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.ports = Ports()
         self.services: list[Service] = []
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._lock = threading.Lock()  # _processes: the softphones' thread starts some too
         self._timers: list[threading.Timer] = []
+        self._closers: list[Callable[[], None]] = []
         self._preexec = _parent_death_signal()
         workdir.mkdir(parents=True, exist_ok=True)
 
@@ -192,21 +205,47 @@ class Stack:
     ) -> None:
         self.close()
 
-    def start(self, name: str, argv: Sequence[str], port: int, ready_path: str) -> Service:
-        """Start a server (not waiting for it: see wait_ready)."""
-        log = self.workdir / f"{name}.log"
-        with log.open("wb") as out:
-            # The stack's process is the only one that forks children here (the main thread),
-            # so the parent-death signal follows it and not a worker thread.
+    def spawn(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None,
+        log: Path | None,
+        *,
+        with_stdout: bool = False,
+    ) -> subprocess.Popen[bytes]:
+        """Start a process of the stack (a `simaudio.Spawn`): stderr, and with `with_stdout`
+        stdout too, appended to `log`; stdout otherwise goes to /dev/null (a softphone's is
+        audio). The parent-death signal follows the thread that forks: the main thread for
+        the servers, the softphones' thread (which lives until close) for the softphones."""
+        with self._lock, contextlib.ExitStack() as files:
+            out = files.enter_context(log.open("ab")) if log is not None else subprocess.DEVNULL
             process = subprocess.Popen(
                 list(argv),
+                env=None if env is None else dict(env),
                 stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=out if with_stdout else subprocess.DEVNULL,
+                stderr=out,
                 cwd=self.workdir,
                 start_new_session=True,  # a Ctrl-C reaches the stack, which stops them in order
                 preexec_fn=self._preexec,  # noqa: PLW1509 - one C call, see _parent_death_signal
             )
+            # Forget the ones that ended (a long demo starts a softphone per call).
+            self._processes = [p for p in self._processes if p.poll() is None]
+            self._processes.append(process)
+            return process
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        port: int,
+        ready_path: str,
+        env: Mapping[str, str] | None = None,
+    ) -> Service:
+        """Start a server (not waiting for it: see wait_ready)."""
+        log = self.workdir / f"{name}.log"
+        log.write_bytes(b"")
+        process = self.spawn(argv, env, log, with_stdout=True)
         service = Service(name, f"http://127.0.0.1:{port}", process, log, ready_path)
         self.services.append(service)
         return service
@@ -234,19 +273,29 @@ class Stack:
         self._timers.append(timer)
         timer.start()
 
+    def on_close(self, action: Callable[[], None]) -> None:
+        """Run `action` first when the stack closes (a thread that starts processes ends
+        before the processes are stopped)."""
+        self._closers.append(action)
+
     def close(self) -> None:
         for timer in self._timers:
             timer.cancel()
-        running = [s for s in self.services if s.process.poll() is None]
-        for service in running:
-            os.killpg(service.process.pid, signal.SIGTERM)
+        for action in self._closers:
+            action()
+        with self._lock:
+            running = [p for p in self._processes if p.poll() is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + 10.0
-        for service in running:
+        for process in running:
             try:
-                service.process.wait(max(0.1, deadline - time.monotonic()))
+                process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(service.process.pid, signal.SIGKILL)
-                service.process.wait()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 # --- rendering the shipped files for short intervals ---------------------------------------
@@ -318,11 +367,22 @@ class Target:
     service: Service
 
 
+@dataclass(frozen=True, slots=True)
+class Desk:
+    """The audio side of one workstation: its audio server and the source standing in for its
+    headset's microphone (the daemon watching them is the target of the same workstation)."""
+
+    server: simaudio.Server
+    source: str
+
+
 @dataclass
 class Fleet:
     targets: list[Target]
     sd_file: Path  # file_sd targets of every daemon, grouped by site and team
+    desks: dict[str, Desk] = field(default_factory=dict)  # by workstation name
     started_at: float = 0.0  # time.time() at go(): the scenario's t=0
+    softphones: Softphones | None = None  # started by go() where there are desks
 
     def scrape_job(self) -> dict[str, Any]:
         return {"job_name": "headsetd", "file_sd_configs": [{"files": [str(self.sd_file)]}]}
@@ -336,35 +396,153 @@ def daemon_config(ws: Workstation, port: int) -> str:
         f'labels = {{ site = "{ws.site}", team = "{ws.team}" }}\n\n'
         f'[web]\nlisten = "127.0.0.1:{port}"\n\n'
         '[log]\nformat = "json"\nlevel = "info"\n\n'
-        f"[audio]\nenabled = {str(ws.audio).lower()}\n" + extra
+        f"[audio]\nenabled = {str(ws.audio is not None).lower()}\n" + extra
     )
 
 
+def _replay_argument(root: Path, entry: str) -> str:
+    """A scenario's replay entry (checkout-relative, parts joined by '+') as the daemon takes
+    it: every part made absolute (the daemon runs in the work directory)."""
+    return "+".join(str(root / part) for part in entry.split("+"))
+
+
+def start_desk(stack: Stack, ws: Workstation, root: Path) -> Desk:
+    """A real PulseAudio for `ws` (ready), with a headset whose source and speaker carry the
+    USB ids of its first replayed device as the daemon reads them (a replayed device matches
+    by vendor and product id), what its microphone hears, and its input volume."""
+    audio = ws.audio
+    if audio is None or not ws.replay:
+        raise StackError(f"{ws.name}: no audio server or no replayed device to give it")
+    try:
+        identity = replayed_device(_replay_argument(root, ws.replay[0])).identity(0)
+        server = simaudio.Server("pulseaudio", stack.workdir / f"{ws.name}-audio", stack.spawn)
+        server.start()
+        props = simaudio.usb_props(
+            server.kind, identity.vendor_id, identity.product_id, description=identity.product
+        )
+        sink = server.headset("headset", props, speaker=True)
+        if audio.voice_dbfs is not None:
+            server.play_tone(sink, audio.voice_dbfs)
+        if audio.mic_volume != 1.0:
+            # A percentage is the ratio on the server's (cubic) scale, as a desktop's slider;
+            # a bare number would be read as an amplitude factor.
+            server.run("set-source-volume", "headset", f"{audio.mic_volume * 100:g}%")
+    except (simaudio.AudioServerError, UsageError, subprocess.SubprocessError) as exc:
+        raise StackError(f"{ws.name}: its audio server: {exc}") from exc
+    return Desk(server, "headset")
+
+
 def start_fleet(stack: Stack, scenario: Scenario, python: str = sys.executable) -> Fleet:
-    """A `headsetd run --replay` daemon per runnable workstation (started, not yet ready)."""
+    """A `headsetd run --replay` daemon per runnable workstation (started, not yet ready),
+    after the audio server of each workstation that has one (started and ready: the daemon
+    finds it through PULSE_SERVER, as every libpulse client does)."""
     root = checkout()
     targets = []
+    desks = {}
     for ws in scenario.running():
         port = stack.ports.take()
         config = stack.workdir / f"{ws.name}.toml"
         config.write_text(daemon_config(ws, port))
         argv = [python, "-m", "headsetd", "run", "--config", str(config), "--replay"]
-        argv += [str(root / path) for path in ws.replay]
+        argv += [_replay_argument(root, entry) for entry in ws.replay]
         argv += ["--speed", str(ws.speed)] + (["--loop"] if ws.loop else [])
-        targets.append(Target(ws, stack.start(ws.name, argv, port, "/metrics")))
-    return Fleet(targets, file_sd(stack.workdir / "targets.json", targets))
+        env = None
+        if ws.audio is not None:
+            desks[ws.name] = desk = start_desk(stack, ws, root)
+            env = {**os.environ, "PULSE_SERVER": desk.server.address}
+        targets.append(Target(ws, stack.start(ws.name, argv, port, "/metrics", env)))
+    return Fleet(targets, file_sd(stack.workdir / "targets.json", targets), desks)
 
 
 def go(stack: Stack, fleet: Fleet) -> None:
-    """The scenario's t=0: schedule the daemons it stops (a PC switched off, a site outage)."""
+    """The scenario's t=0: schedule the daemons it stops (a PC switched off, a site outage)
+    and the audio servers it kills, and start the softphones."""
     fleet.started_at = time.time()
+    phones = []
     for target in fleet.targets:
-        if target.workstation.stop_after is not None:
-            stack.after(target.workstation.stop_after, _stopper(stack, target.service))
+        ws = target.workstation
+        if ws.stop_after is not None:
+            stack.after(ws.stop_after, _stopper(stack, target.service))
+        desk = fleet.desks.get(ws.name)
+        if desk is None or ws.audio is None:
+            continue
+        phones.append((target.service, desk))
+        if ws.audio.server_stops_after is not None:
+            stack.after(ws.audio.server_stops_after, desk.server.kill)  # SIGKILL: a crash
+    if phones:
+        fleet.softphones = Softphones(phones)
+        stack.on_close(fleet.softphones.close)
+        fleet.softphones.start()
 
 
 def _stopper(stack: Stack, service: Service) -> Callable[[], None]:
     return lambda: stack.stop(service)
+
+
+def in_call(exposition: str) -> bool:
+    """Whether a device of a daemon's /metrics is off-hook (headsetd_device_off_hook 1)."""
+    for family in text_string_to_metric_families(exposition):
+        if family.name == "headsetd_device_off_hook":
+            return any(sample.value == 1 for sample in family.samples)
+    return False
+
+
+class Softphones:
+    """The stand-in softphones of the audio workstations, on one thread: each records from its
+    headset's microphone (parec, media.role=phone) exactly while the headset is off-hook, as a
+    softphone that answers and hangs up with the headset's hook switch opens the microphone
+    for the call and closes it after. Between calls nothing records, so headsetd's level
+    meter is closed too.
+
+    The hook state comes from the workstation's daemon (/metrics, headsetd_device_off_hook):
+    a replayed headset has no hidraw node a softphone could read beside headsetd, so the
+    daemon's reading of the recording is the one place the calls exist. A softphone whose
+    audio server is gone is not restarted."""
+
+    def __init__(self, desks: Sequence[tuple[Service, Desk]]) -> None:
+        self._desks = desks
+        self._phones: dict[str, simaudio.Softphone] = {}
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="softphones", daemon=True)
+        self.calls = 0  # softphones started: calls followed
+        self.failures: list[str] = []
+
+    def start(self) -> Softphones:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.wait(SOFTPHONE_POLL_SECONDS):
+                for daemon, desk in self._desks:
+                    try:
+                        self._follow(daemon, desk)
+                    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                        # Kept for the tests to see; the other desks' calls go on.
+                        self.failures.append(f"{daemon.name}: {exc!r}")
+        finally:
+            for phone in self._phones.values():
+                phone.stop()
+
+    def _follow(self, daemon: Service, desk: Desk) -> None:
+        phone = self._phones.get(daemon.name)
+        if not desk.server.running():
+            wanted = False
+        else:
+            body = http_get(f"{daemon.url}/metrics")
+            if body is None:
+                return  # not answering (stopped, or busy): keep the call as it is
+            wanted = in_call(body.decode())
+        if wanted and (phone is None or not phone.alive()):
+            self._phones[daemon.name] = simaudio.Softphone(desk.server, desk.source)
+            self.calls += 1
+        elif not wanted and phone is not None:
+            del self._phones[daemon.name]
+            phone.stop()
 
 
 def file_sd(path: Path, targets: Sequence[Target]) -> Path:

@@ -11,9 +11,10 @@ checked by the real tools and against the daemon's metrics contract.
   prometheus/alertmanager.routes-test.yml;
 - promtool check config on the examples (--agent for the agent), vmagent/vmalert -dryRun;
 - every metric name the rules use is in the daemon's contract: exported by the daemon (the
-  golden expositions tests/golden/*.prom and a live /metrics of `headsetd run --replay`) or in
-  PENDING below: a unit test only sees the series its author wrote, so this is what catches a
-  rule naming `headsetd_device_disconnects` where the daemon serves `..._total`.
+  golden expositions tests/golden/*.prom and a live /metrics of `headsetd run --replay` with a
+  real PulseAudio) or in PENDING below: a unit test only sees the series its author wrote,
+  so this is what catches a rule naming `headsetd_device_disconnects` where the daemon serves
+  `..._total`.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from headsetd import simaudio
 from headsetd import stack as s
-from headsetd.scenario import SHIFTS, Scenario, Workstation
+from headsetd.scenario import SHIFTS, Audio, Scenario, Workstation
 from tests.conftest import GOLDEN, REPO, require_tool
 
 PROMETHEUS = REPO / "prometheus"
@@ -241,7 +243,10 @@ def _exposed(text: str) -> set[str]:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """Every metric name the daemon exports: the golden expositions plus a live /metrics of
-    `headsetd run --replay` (devices of three shapes: hook and mute, buttons, a reject)."""
+    `headsetd run --replay` (devices of three shapes: hook and mute, buttons, a reject) with
+    a real PulseAudio whose headset source the first device matches (the audio families)."""
+    for tool in simaudio.TOOLS["pulseaudio"]:
+        require_tool(tool)
     names: set[str] = set()
     for golden in GOLDEN.glob("*.prom"):
         names |= _exposed(golden.read_text())
@@ -250,13 +255,18 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         "tests/recordings/epos_impact-d_1395-00a9_buttons.hid",
         "tests/recordings/yealink_wh66_6993-b02b_truncated.hid",
     )
-    ws = Workstation("ws-contract", "ber1", "support", "exports its metrics", replay)
+    ws = Workstation("ws-contract", "ber1", "support", "exports its metrics", replay, audio=Audio())
     with s.Stack(tmp_path_factory.mktemp("contract")) as stack:
         fleet = s.start_fleet(stack, Scenario((ws,)))
         stack.wait_ready(stack.services)
-        body = s.http_get(fleet.targets[0].service.url + "/metrics")
-    assert body is not None
-    return names | _exposed(body.decode())
+
+        def matched() -> str | None:
+            body = s.http_get(fleet.targets[0].service.url + "/metrics")
+            text = body.decode() if body is not None else ""
+            return text if "headsetd_mic_volume_ratio{" in text else None
+
+        text = s.wait_for(matched, 30, "the headset's source matched")
+    return names | _exposed(text)
 
 
 def _rule_metrics() -> set[str]:

@@ -1,11 +1,13 @@
 """Session fixtures of the e2e stack: one fleet for the whole test session, every tier
 started with it (so every tier sees each workstation up before the scenario stops some).
 
-`fleet_stack` starts: the fleet's daemons; Prometheus + Alertmanager (with a webhook sink) as
-the single tier; and, when Debian's victoria-metrics is installed, the remote-write tiers (a
-Prometheus agent and vmagent into a central Prometheus; vmagent also into VictoriaMetrics with
-vmalert). Durations of the shipped rules are divided by headsetd.stack.TIME_FACTOR in rendered
-copies (headsetd.stack.scale_durations); the shipped files are not touched.
+`fleet_stack` starts: the fleet's daemons, with a real PulseAudio and a stand-in softphone
+for each workstation that has an audio server (headsetd/simaudio.py); Prometheus +
+Alertmanager (with a webhook sink) as the single tier; and, when Debian's victoria-metrics is
+installed, the remote-write tiers (a Prometheus agent and vmagent into a central Prometheus;
+vmagent also into VictoriaMetrics with vmalert). Durations of the shipped rules are divided by
+headsetd.stack.TIME_FACTOR in rendered copies (headsetd.stack.scale_durations); the shipped
+files are not touched.
 
 Never: sleep blindly (everything waits on a condition with a deadline), or leave a process
 behind (the stack stops them all at the end of the session).
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from headsetd import simaudio
 from headsetd import stack as s
 from headsetd.scenario import SCENARIO, Scenario
 from tests.conftest import require_tool
@@ -84,6 +87,8 @@ def wait_until_fired(url: str, want: set[tuple[str, ...]], by: str = "") -> set[
 def fleet_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetStack]:
     require_tool("prometheus")
     require_tool("prometheus-alertmanager")
+    for tool in simaudio.TOOLS["pulseaudio"]:
+        require_tool(tool)
     remote_tools = all(s.tool(name) for name in ("vmagent", "victoria-metrics", "vmalert"))
     workdir = Path(tmp_path_factory.mktemp("stack"))
     sink = s.WebhookSink().start()
