@@ -248,7 +248,7 @@ function drawTimeseries(body, panel, frames, range) {
     const ys = xs.map(() => null);
     for (const [t, v] of s.points) {
       const i = index.get(t.toFixed(3));
-      if (i !== undefined) ys[i] = v;
+      if (i !== undefined) ys[i] = Number.isFinite(v) ? v : null; // NaN (0/0 between calls) is a gap
     }
     const isSpan = s.target.refId === spans;
     if (stacked && !isSpan) {
