@@ -24,7 +24,9 @@ figures of dead threads); neither process starts threads while idle.
 
 How: every process runs at once, so all see the same machine load over the same window (idle
 processes do not disturb each other). headsetd is the real command,
-`<venv>/bin/headsetd run --replay FILE... --listen 127.0.0.1:<free port> --log-format json`;
+`<venv>/bin/headsetd run --no-audio --replay FILE... --listen 127.0.0.1:<free port>
+--log-format json` (HID and USB only, as the system unit runs it: node_exporter watches no
+audio server either; bench/audio.py measures the audio side);
 each FILE is one of 4 fixtures' descriptors (cycled over the devices) with one watched
 all-zero input report at t=0 and the same report at t=3600 s, so every device plugs at start
 and stays plugged and idle. node_exporter is Debian's `prometheus-node-exporter` package
@@ -436,7 +438,7 @@ def make_peers(tmp: Path, venv: Path, counts: Sequence[int], node_exporter: str)
     for count in counts:
         port = free_port()
         replay = [files[n % len(files)] for n in range(count)]
-        command = [str(venv / "bin" / "headsetd"), "run", "--replay", *replay]
+        command = [str(venv / "bin" / "headsetd"), "run", "--no-audio", "--replay", *replay]
         command += ["--listen", f"127.0.0.1:{port}", "--log-format", "json"]
         peers.append(Peer(f"headsetd x{count}", command, port, tmp / f"h{count}.log", count))
     return peers
@@ -499,7 +501,7 @@ def importtime_of_daemon(venv: Path, recording: str, tmp: Path) -> list[Imported
     port = free_port()
     out, err = tmp / "importtime.out", tmp / "importtime.err"
     command = [str(venv / "bin" / "python"), "-X", "importtime", str(venv / "bin" / "headsetd")]
-    command += ["run", "--replay", recording, "--listen", f"127.0.0.1:{port}"]
+    command += ["run", "--no-audio", "--replay", recording, "--listen", f"127.0.0.1:{port}"]
     command += ["--log-format", "json"]
     peer = Peer("importtime", command, port, out, devices=1)
     with out.open("wb") as stdout, err.open("wb") as stderr:
