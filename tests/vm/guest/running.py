@@ -144,7 +144,7 @@ class Daemon:
 # The session's daemon and the service user's run as headsetd.service does (`--no-audio`: HID
 # and USB only). With audio on and no audio server, headsetd retries the connection every 5 s
 # (about 4 context switches a second: MEASURED.md), which is not what test_4's idle figure is
-# about; the microphone module runs a daemon with audio, beside a server.
+# about; test_5_microphone runs a daemon with audio, beside a server.
 NO_AUDIO = ("--no-audio",)
 
 
@@ -248,7 +248,7 @@ def open_files(pid: int, names: dict[int, str] | None = None) -> set[str]:
 
     A device is named from its number, not from the link's text: the link is the path as seen
     from the reader's root, and for a process in a mount namespace of its own (the service
-    user's, test_5) that is the path from the top of the guest's initramfs (the guest's root
+    user's, test_6) that is the path from the top of the guest's initramfs (the guest's root
     is a chroot there), e.g. /newroot/dev/hidraw7. `names` keeps the numbers' names between
     calls (a hidraw minor keeps its name when the number is reused: hidrawN is minor N)."""
     names = {} if names is None else names
