@@ -94,6 +94,8 @@ class PulseAudio:
         return None
 
     def wait_source(self, g: gadget.Gadget, timeout: float = 90) -> dict[str, Any]:
+        """The source of gadget `g`, once PulseAudio has made it (the server answers already:
+        `wait_ready`)."""
         try:
             return gadget.wait_for(
                 lambda: self.source_of(g), timeout, f"PulseAudio's source for {g.name}", 0.5

@@ -39,6 +39,7 @@ def pulse(audio_headset: gadget.Gadget) -> Iterator[dict[str, str]]:
     server = PulseAudio(RUN / "pulseaudio.log" if RUN.is_dir() else Path("/tmp/pulseaudio.log"))
     try:
         try:
+            server.wait_ready()
             source = server.wait_source(audio_headset)
         except gadget.GadgetError as e:
             pytest.fail(str(e))
