@@ -488,27 +488,19 @@ class Gadget:
         path = Path(f"/tmp/{self.name}-tone.raw")
         path.write_bytes(raw)
         return subprocess.Popen(
-            [
-                "aplay",
-                "-q",
-                "-D",
-                f"hw:{card},0",
-                "-t",
-                "raw",
-                "-f",
-                "S16_LE",
-                "-r",
-                str(self.audio.rate),
-                "-c",
-                str(self.audio.mic_channels),
-                str(path),
-            ],
+            [*aplay(card, self.audio), "-q", str(path)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
 
 
 SQRT2_DB = 20 * math.log10(math.sqrt(2))  # a sine's peak over its RMS, in dB (3.01)
+
+
+def aplay(card: int, audio: Audio) -> list[str]:
+    """aplay playing raw S16LE into the gadget side's card `card`: the headset's microphone."""
+    rate, channels = str(audio.rate), str(audio.mic_channels)
+    return ["aplay", "-D", f"hw:{card},0", "-t", "raw", "-f", "S16_LE", "-r", rate, "-c", channels]
 
 
 class MicStream:
@@ -534,20 +526,7 @@ class MicStream:
         self.log = log
         self._log = open(log, "wb")  # noqa: SIM115 - open as long as aplay runs
         self.proc = subprocess.Popen(
-            [
-                "aplay",
-                "-D",
-                f"hw:{card},0",
-                "-t",
-                "raw",
-                "-f",
-                "S16_LE",
-                "-r",
-                str(self.rate),
-                "-c",
-                str(self.channels),
-                "-",
-            ],
+            [*aplay(card, audio), "-"],  # not -q: it reports underruns
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=self._log,

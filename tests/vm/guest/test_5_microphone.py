@@ -307,6 +307,35 @@ def outputs_by_role() -> dict[str, dict[str, Any]]:
     return out
 
 
+def timeline(
+    ws: Workstation,
+    headset: Headset,
+    line: Line,
+    *,
+    streams: tuple[int, int],
+    in_use: bool,
+    t0: float,
+) -> tuple[dict[str, int], Any]:
+    """Milliseconds from `t0` (the softphone's start or stop) to: the softphone's stream made or
+    removed on the server, headsetd's mic_in_use_changed `line` (read, and as stamped), the
+    meter's stream made or removed, the first scrape (its start) with headsetd_mic_in_use at
+    `in_use`. Returns them and that scrape's samples."""
+    kind = "new" if in_use else "remove"
+    output, meter = (ws.events.when("source-output", kind, i, 10) for i in streams)
+    m, t_scrape = poll_scrape(
+        lambda m: metric(m, "headsetd_mic_in_use", device=headset.dev) == in_use,
+        f"headsetd_mic_in_use {int(in_use)}",
+    )
+    times = {
+        f"softphone_stream_{kind}": output,
+        "mic_in_use_changed_line": line.received,
+        "mic_in_use_changed_stamp": line.stamped,
+        f"meter_stream_{kind}": meter,
+        f"first_scrape_in_use_{int(in_use)}": t_scrape,
+    }
+    return {k: round((v - t0) * 1000) for k, v in times.items()}, m
+
+
 @pytest.fixture(scope="module")
 def call(ws: Workstation, headset: Headset, off_hook: float) -> Iterator[Call]:
     """The stand-in softphone records from the headset's source while off-hook; timed from its
@@ -329,19 +358,7 @@ def call(ws: Workstation, headset: Headset, off_hook: float) -> Iterator[Call]:
 
         streams = gadget.wait_for(both, 30, "the softphone's and the meter's source outputs")
         output, meter = int(streams["softphone"]["index"]), int(streams["meter"]["index"])
-        t_output = ws.events.when("source-output", "new", output, 5)
-        t_meter = ws.events.when("source-output", "new", meter, 5)
-        _, t_scrape = poll_scrape(
-            lambda m: metric(m, "headsetd_mic_in_use", device=headset.dev) == 1, "in use 1"
-        )
-        times = {
-            "softphone_stream": t_output,
-            "mic_in_use_changed_line": line.received,
-            "mic_in_use_changed_stamp": line.stamped,
-            "meter_stream": t_meter,
-            "first_scrape_in_use_1": t_scrape,
-        }
-        figures = {k: round((v - t0) * 1000) for k, v in times.items()}
+        figures, _ = timeline(ws, headset, line, streams=(output, meter), in_use=True, t0=t0)
         print(f"softphone start to ... (ms): {figures}; programs {line.record.get('programs')}")
         measure("mic_softphone_start_to_ms", **figures)
         yield Call(phone, output, meter, line.stamped)
@@ -551,19 +568,7 @@ def test_hanging_up_then_the_softphone_stopping_closes_the_meter(
         timeout=30,
         what="mic_in_use_changed to false",
     )
-    t_output = ws.events.when("source-output", "remove", call.output, 10)
-    t_meter = ws.events.when("source-output", "remove", call.meter, 10)
-    m, t_scrape = poll_scrape(
-        lambda m: metric(m, "headsetd_mic_in_use", device=headset.dev) == 0, "in use 0"
-    )
-    times = {
-        "softphone_stream_removed": t_output,
-        "mic_in_use_changed_line": line.received,
-        "mic_in_use_changed_stamp": line.stamped,
-        "meter_stream_removed": t_meter,
-        "first_scrape_in_use_0": t_scrape,
-    }
-    figures = {k: round((v - t0) * 1000) for k, v in times.items()}
+    figures, m = timeline(ws, headset, line, streams=(call.output, call.meter), in_use=False, t0=t0)
     in_use_s = metric(m, "headsetd_mic_in_use_seconds_total", device=headset.dev)
     recorded_s = line.stamped - call.in_use_since
     peaks = tally(headset.dev).peaks
