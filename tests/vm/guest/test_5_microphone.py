@@ -42,6 +42,7 @@ from pulse import PULSE, Parec, PulseAudio, ServerEvents, listed, pactl
 from running import (
     Daemon,
     Line,
+    context_switches,
     device_id,
     is_event,
     launch_daemon,
@@ -587,3 +588,32 @@ def test_hanging_up_then_the_softphone_stopping_closes_the_meter(
     assert recording_streams(ws.events, since=t0) == [], "a stream made after the recording"
     assert metric(m, "headsetd_mic_muted_in_call_seconds_total", device=headset.dev) == 0
     assert in_use_s == pytest.approx(recorded_s, abs=0.5)
+
+
+IDLE_WINDOW_S = 15.0
+
+
+def test_idle_with_the_audio_server_connected(ws: Workstation, headset: Headset) -> None:
+    """Issue 10 with audio on (the user unit's case): after the call, connected to the server,
+    the headset plugged and on-hook, nobody recording, no scrape: the daemon's threads (the
+    loop, HTTP, the audio thread and the meter's) do not wake. A measurement window, as in
+    test_4, shorter: the server's idle traffic, if any, shows within seconds."""
+    assert listed("source-outputs") == [], "someone records"
+    before = context_switches(ws.daemon.pid)
+    t0 = time.monotonic()
+    time.sleep(IDLE_WINDOW_S)  # the measurement window itself, not a wait for anything
+    after = context_switches(ws.daemon.pid)
+    window = time.monotonic() - t0
+    per_thread = {t: after[t] - before.get(t, 0) for t in after}
+    total = sum(per_thread.values())
+    measure(
+        "idle_wakeups_audio_connected",
+        window_s=round(window, 1),
+        context_switches=total,
+        per_s=round(total / window, 3),
+        threads=len(after),
+        per_thread=per_thread,
+    )
+    print(f"{total} context switches in {window:.1f} s, by thread: {per_thread}")
+    assert set(after) == set(before), "threads came or went while idle"
+    assert total / window <= 0.05, f"idle headsetd woke {total / window:.3f} times a second"
