@@ -10,8 +10,9 @@ mic + speaker + the Jabra BIZ 2400 II's telephony HID function) whose mic carrie
 signal (gadget.MicStream). Checks: each source is matched to its own device; off-hook alone
 opens no meter; the softphone recording opens one (headsetd_mic_in_use 1); tones read their
 level within 2 dB from the exported histogram of 100 ms peaks, as speech; silence reads
-silent; hanging up and the softphone stopping close the meter (headsetd_mic_in_use 0). Times
-from the softphone's start and stop to each step, and the level error, go to measurements.
+silent; hanging up and the softphone stopping close the meter (headsetd_mic_in_use 0); then,
+connected and idle, the daemon does not wake. Times from the softphone's start and stop to
+each step, the level error and the idle count go to measurements.
 
 The level comes from /metrics, the contract ops see: `headsetd_mic_peak_dbfs` has buckets
 10 dB apart (and no `_sum`: negative buckets), `headsetd_mic_level_seconds_total` four
