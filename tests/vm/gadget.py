@@ -17,15 +17,18 @@ kernel or udev: every wait is a bounded poll on a condition, with a clear error 
 from __future__ import annotations
 
 import array
+import collections
 import errno
+import fcntl
 import functools
 import math
 import os
 import select
 import shutil
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -44,7 +47,7 @@ class GadgetError(RuntimeError):
     """The kernel did not do what the gadget asked within the time allowed."""
 
 
-def wait_for(cond: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
+def wait_for(cond: Callable[[], T | None], timeout: float, what: str, interval: float = 0.02) -> T:
     """Poll `cond()` until it returns a truthy value (returned), or fail after `timeout` s."""
     end = time.monotonic() + timeout
     while True:
@@ -73,6 +76,17 @@ def used_udcs() -> set[str]:
             if u:
                 used.add(u)
     return used
+
+
+def audio_gadgets_plugged() -> list[str]:
+    """The gadgets plugged now that have a UAC2 function (see Audio: one with feature units
+    goes alone)."""
+    out = []
+    for g in sorted(CONFIGFS.iterdir()) if CONFIGFS.is_dir() else []:
+        bound = (g / "UDC").exists() and (g / "UDC").read_text().strip()
+        if bound and any((g / "functions").glob("uac2.*")):
+            out.append(g.name)
+    return out
 
 
 def free_udcs() -> list[str]:
@@ -447,40 +461,136 @@ class Gadget:
         return got
 
     # -- audio -----------------------------------------------------------------------------------
+    def gadget_card_ready(self) -> int:
+        """The gadget side's ALSA card, once it exists (card 0 is falsy: waited on as not None)."""
+        if not self.audio:
+            raise GadgetError(f"{self.name} has no audio function")
+        wait_for(lambda: self.gadget_card() is not None, 10, "the gadget's ALSA card")
+        card = self.gadget_card()
+        assert card is not None
+        return card
+
+    def stream(self, log: Path) -> MicStream:
+        """What its microphone picks up from now on, without a gap (see MicStream); aplay's
+        messages (underruns) go to `log`."""
+        assert self.audio is not None
+        return MicStream(self.gadget_card_ready(), self.audio, log)
+
     def play(
         self, level_dbfs: float | None, seconds: float, freq: float = 1000.0
     ) -> subprocess.Popen[bytes]:
         """Play into the headset's microphone from the gadget side: a sine whose RMS is
         `level_dbfs` (dBFS relative to a full-scale square wave: RMS 1.0 = 0 dBFS), or digital
         silence for None. Returns the running aplay; the caller waits for or stops it."""
-        if not self.audio:
-            raise GadgetError(f"{self.name} has no audio function")
-        wait_for(
-            lambda: self.gadget_card() is not None, 10, "the gadget's ALSA card"
-        )  # card 0 is falsy
-        card = self.gadget_card()
+        assert self.audio is not None
+        card = self.gadget_card_ready()
         raw = tone_s16(level_dbfs, seconds, freq, self.audio.rate, self.audio.mic_channels)
         path = Path(f"/tmp/{self.name}-tone.raw")
         path.write_bytes(raw)
         return subprocess.Popen(
-            [
-                "aplay",
-                "-q",
-                "-D",
-                f"hw:{card},0",
-                "-t",
-                "raw",
-                "-f",
-                "S16_LE",
-                "-r",
-                str(self.audio.rate),
-                "-c",
-                str(self.audio.mic_channels),
-                str(path),
-            ],
+            [*aplay(card, self.audio), "-q", str(path)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+
+
+SQRT2_DB = 20 * math.log10(math.sqrt(2))  # a sine's peak over its RMS, in dB (3.01)
+
+
+def aplay(card: int, audio: Audio) -> list[str]:
+    """aplay playing raw S16LE into the gadget side's card `card`: the headset's microphone."""
+    rate, channels = str(audio.rate), str(audio.mic_channels)
+    return ["aplay", "-D", f"hw:{card},0", "-t", "raw", "-f", "S16_LE", "-r", rate, "-c", channels]
+
+
+class MicStream:
+    """What a gadget headset's microphone picks up, without a gap: aplay on the gadget's own
+    ALSA card reads raw S16LE from a pipe that a thread keeps full, chunk by chunk (100 ms
+    each): the chunks `queue()` was given, each once, in order, and otherwise the signal
+    `hold()` set (a 1 kHz tone of a given peak level, or digital silence; silence at first).
+
+    One stream for the whole test, because the gadget side does not stop cleanly: between two
+    players f_uac2 sends whatever its requests last held. The pipe (16 KiB) and aplay's buffer
+    are written ahead, so a change reaches the host side up to about a second later; tests
+    find it there, not by waiting. aplay is paced by the virtual USB bus (f_uac2 takes frames
+    as the host's isochronous requests complete)."""
+
+    CHUNK_S = 0.1
+
+    def __init__(self, card: int, audio: Audio, log: Path) -> None:
+        self.rate, self.channels = audio.rate, audio.mic_channels
+        self._lock = threading.Lock()
+        self._steady = self.tone(None)
+        self._queued: collections.deque[bytes] = collections.deque()
+        self._stopping = False
+        self.log = log
+        self._log = open(log, "wb")  # noqa: SIM115 - open as long as aplay runs
+        self.proc = subprocess.Popen(
+            [*aplay(card, audio), "-"],  # not -q: it reports underruns
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+        assert self.proc.stdin is not None
+        fcntl.fcntl(self.proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, 16384)
+        self._thread = threading.Thread(target=self._feed, daemon=True)
+        self._thread.start()
+
+    def tone(self, peak_dbfs: float | None) -> bytes:
+        """One chunk: a 1 kHz sine whose peak is `peak_dbfs` (its RMS is 3.01 dB lower), or
+        digital silence for None. 100 ms is 100 whole periods: chunks join without a seam."""
+        rms = None if peak_dbfs is None else peak_dbfs - SQRT2_DB
+        return tone_s16(rms, self.CHUNK_S, 1000.0, self.rate, self.channels)
+
+    def hold(self, peak_dbfs: float | None) -> None:
+        chunk = self.tone(peak_dbfs)
+        with self._lock:
+            self._steady = chunk
+
+    def queue(self, chunks: Iterable[bytes]) -> None:
+        with self._lock:
+            self._queued.extend(chunks)
+
+    def queued(self) -> int:
+        with self._lock:
+            return len(self._queued)
+
+    def _feed(self) -> None:
+        assert self.proc.stdin is not None
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+                chunk = self._queued.popleft() if self._queued else self._steady
+            try:
+                self.proc.stdin.write(chunk)  # blocks while the pipe is full: paced by aplay
+                self.proc.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                return  # aplay ended (the gadget was unplugged, or stop())
+
+    def underruns(self) -> int:
+        """How often aplay ran dry so far (it says so on stderr): the mic got a gap."""
+        self._log.flush()
+        return self.log.read_text(errors="replace").count("underrun")
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        finally:
+            self._thread.join(5)
+            self._log.close()
+
+
+def peak_dbfs_s16(raw: bytes) -> float:
+    """Peak dBFS of S16LE samples (max |sample| / 32768, as PulseAudio's peak detection
+    reads them); -inf for digital silence."""
+    a = array.array("h")
+    a.frombytes(raw[: len(raw) // 2 * 2])
+    peak = max(-min(a, default=0), max(a, default=0)) / 32768
+    return 20 * math.log10(peak) if peak > 0 else -math.inf
 
 
 def plug_all(gadgets: Sequence[Gadget], timeout: float = 60.0) -> None:

@@ -185,14 +185,12 @@ def list_at_start(all_plugged: Plugged) -> Iterator[tuple[subprocess.Popen[str],
 
 @pytest.fixture(scope="session")
 def daemon(all_plugged: Plugged, list_at_start: object) -> Iterator[running.Daemon]:
-    """One `headsetd run` for the whole session, started with every fixture plugged (its
-    initial scan is tested on them); later modules hot-plug their own devices into it."""
+    """One `headsetd run --no-audio` (as headsetd.service runs it) for the whole session,
+    started with every fixture plugged (its initial scan is tested on them); later modules
+    hot-plug their own devices into it."""
     t0 = time.monotonic()
     d = running.start_daemon()
     measure("headsetd_start_to_metrics_s", value=round(time.monotonic() - t0, 2))
     yield d
     d.stop()
-    if RUN.is_dir():  # the whole log, beside the console's, for a look after the run
-        with open(RUN / "headsetd.jsonl", "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(x.record) + "\n" for x in d.lines)
-            f.writelines(json.dumps({"not_json": x}) + "\n" for x in d.other)
+    d.keep_log(RUN / "headsetd.jsonl")

@@ -133,16 +133,37 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
 
+    def keep_log(self, path: Path) -> None:
+        """Every line it wrote, into `path` (for a look after the run, beside the console's)."""
+        if path.parent.is_dir():
+            with open(path, "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(x.record) + "\n" for x in self.lines)
+                f.writelines(json.dumps({"not_json": x}) + "\n" for x in self.other)
 
-def launch_daemon(command: Sequence[str] = HEADSETD, listen: str = LISTEN) -> Daemon:
-    """`<command> run` serving on `listen`, JSON logs read by a thread; returns at once (its
-    pid is the daemon's: `command` may be a chain of programs that exec one another)."""
+
+# The session's daemon and the service user's run as headsetd.service does (`--no-audio`: HID
+# and USB only). With audio on and no audio server, headsetd retries the connection every 5 s
+# (about 4 context switches a second: MEASURED.md), which is not what test_4's idle figure is
+# about; test_5_microphone runs a daemon with audio, beside a server.
+NO_AUDIO = ("--no-audio",)
+
+
+def launch_daemon(
+    command: Sequence[str] = HEADSETD,
+    listen: str = LISTEN,
+    args: Sequence[str] = NO_AUDIO,
+    env: dict[str, str] | None = None,
+) -> Daemon:
+    """`<command> run <args>` serving on `listen`, JSON logs read by a thread; returns at once
+    (its pid is the daemon's: `command` may be a chain of programs that exec one another).
+    `env`: variables added to this process's environment for it."""
     proc = subprocess.Popen(
-        [*command, "run", "--listen", listen, "--log-format", "json"],
+        [*command, "run", "--listen", listen, "--log-format", "json", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         bufsize=1,
+        env={**os.environ, **(env or {})},
     )
     d = Daemon(proc, listen)
     threading.Thread(target=d._read, daemon=True).start()
@@ -166,7 +187,8 @@ def wait_serving(d: Daemon) -> Daemon:
 
 
 def start_daemon() -> Daemon:
-    """The session's `headsetd run` (root, this Python); returns once /metrics answers."""
+    """The session's `headsetd run --no-audio` (root, this Python); returns once /metrics
+    answers."""
     return wait_serving(launch_daemon())
 
 
@@ -226,7 +248,7 @@ def open_files(pid: int, names: dict[int, str] | None = None) -> set[str]:
 
     A device is named from its number, not from the link's text: the link is the path as seen
     from the reader's root, and for a process in a mount namespace of its own (the service
-    user's, test_5) that is the path from the top of the guest's initramfs (the guest's root
+    user's, test_6) that is the path from the top of the guest's initramfs (the guest's root
     is a chroot there), e.g. /newroot/dev/hidraw7. `names` keeps the numbers' names between
     calls (a hidraw minor keeps its name when the number is reused: hidrawN is minor N)."""
     names = {} if names is None else names

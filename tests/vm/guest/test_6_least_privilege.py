@@ -450,10 +450,7 @@ def user_run(plugged: Plug, service_user: list[str]) -> Iterator[UserRun]:
         if listing.poll() is None:
             listing.kill()
             listing.wait()
-        if RUN.is_dir():
-            with open(RUN / "headsetd-service-user.jsonl", "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(x.record) + "\n" for x in d.lines)
-                f.writelines(json.dumps({"not_json": x}) + "\n" for x in d.other)
+        d.keep_log(RUN / "headsetd-service-user.jsonl")
 
 
 def test_the_daemon_runs_as_the_service_user_without_privilege(user_run: UserRun) -> None:
