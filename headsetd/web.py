@@ -17,6 +17,7 @@ connection pending: select() has no timeout), or let one client hold the others.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import queue
@@ -37,6 +38,7 @@ HANDLER_THREADS = 3
 CONNECTION_TIMEOUT_SECONDS = 10.0  # a scrape takes milliseconds; an idle connection is closed
 MAX_PENDING = 64  # connections waiting for their handshake or request; the oldest go first
 TEXT_FORMAT = "text/plain; version=0.0.4"
+GZIP_LEVEL = 1  # a 64-device page: 15x smaller in 0.15 ms (level 9: 20x in 1.5 ms)
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -234,6 +236,21 @@ class WebServer:
 class Routes:
     """The daemon's WSGI app: /metrics, /status (JSON), basic auth when configured."""
 
+    def _text_metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """/metrics in the text format, gzipped at level 1 when the scraper accepts gzip
+        (prometheus_client compresses at 9: ten times the time for a page 30 % smaller)."""
+        plain = {**environ, "HTTP_ACCEPT": TEXT_FORMAT, "HTTP_ACCEPT_ENCODING": ""}
+        answer: list[Any] = []
+        body = b"".join(
+            self._metrics(plain, lambda status, headers, *_: answer.extend((status, headers)))
+        )
+        status, headers = answer
+        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            body = gzip.compress(body, compresslevel=GZIP_LEVEL)
+            headers = [*headers, ("Content-Encoding", "gzip")]
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
     def __init__(
         self,
         metrics: WsgiApp,
@@ -258,7 +275,7 @@ class Routes:
             # first, and prometheus_client writes that at twice the cost (a 64-device page:
             # 10 ms against 5). node_exporter does the same (OpenMetrics is opt-in in Go's
             # client), and nothing headsetd exports needs OpenMetrics.
-            return self._metrics({**environ, "HTTP_ACCEPT": TEXT_FORMAT}, start_response)
+            return self._text_metrics(environ, start_response)
         if path == "/status":
             body = json.dumps(self._status(), indent=2).encode() + b"\n"
             start_response("200 OK", [("Content-Type", "application/json")])
