@@ -22,7 +22,6 @@ device does (or, with no USB device, its last part).
 
 from __future__ import annotations
 
-import contextlib
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -54,6 +53,7 @@ from headsetd.identity import (
     DeviceFacts,
     DeviceIdentity,
     HidInterface,
+    Part,
     SoundCard,
     UsbDescriptors,
     identity_fields,
@@ -174,7 +174,12 @@ class _Hid:
     state: HeadsetState = field(default_factory=HeadsetState)
     source: HidSource | None = None
     tried: bool = False  # an open was attempted (a failed one is retried when reported again)
-    tried_before: bool = False  # an open was attempted once already: the next is a retry
+    opens: int = 0  # opens attempted: after the first, an open is a retry
+
+    @property
+    def decoder(self) -> TelephonyDecoder | None:
+        """Its decoder when headsetd reads it: a Telephony collection with inputs."""
+        return self.compiled.decoder if self.compiled is not None else None
 
 
 @dataclass(eq=False, slots=True)
@@ -186,10 +191,50 @@ class _Device:
     cards: dict[str, SoundCard] = field(default_factory=dict)  # by sysfs path
     facts: DeviceFacts | None = None  # set once tracked
 
+    def add(
+        self, part: Part, decoders: DecoderCache, usbs: UsbCache
+    ) -> tuple[bool, ValueError | None]:
+        """Take a part: whether it changes anything, and the error its descriptor met (the
+        part is kept without its parse). A HID node seen again is nothing new (the monitor and
+        the start-up scan may both report it), unless its open failed: then it is tried again
+        (the udev rule may have granted access since)."""
+        error: ValueError | None = None
+        match part:
+            case UsbDescriptors():
+                if self.usb == part:
+                    return False, None
+                self.usb, self.usb_description = part, None
+                try:
+                    self.usb_description = usbs.parse(part)
+                except UsbDescriptorError as exc:
+                    error = exc
+            case HidInterface():
+                known = self.hids.get(part.node)
+                if known is not None:
+                    if known.source is not None or not known.tried:
+                        return False, None
+                    known.tried = False
+                    return True, None
+                compiled: Compiled | None = None
+                try:
+                    compiled = decoders.compile(part.descriptor)
+                except DescriptorError as exc:
+                    error = exc
+                self.hids[part.node] = _Hid(part, compiled)
+            case SoundCard():
+                if part.key in self.cards:
+                    return False, None
+                self.cards[part.key] = part
+        return True, error
+
     def assess(self) -> tuple[bool, DeviceFacts]:
         names = self.usb.interface_names if self.usb is not None else ()
         hids = [(h.hid, h.compiled) for h in self.hids.values()]
         return assess(self.usb_description, names, hids, self.cards.values())
+
+    def read_nodes(self) -> tuple[str, ...]:
+        """The nodes headsetd reads: its telephony interfaces."""
+        return tuple(sorted(node for node, h in self.hids.items() if h.decoder is not None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,37 +249,17 @@ class Surveyed:
 def survey(changes: Iterable[PartChange]) -> list[Surveyed]:
     """The tracked devices among the parts present now, grouped and classified as the daemon
     does it; nothing is opened."""
-    decoders, usb_cache = DecoderCache(), UsbCache()
+    decoders, usbs = DecoderCache(), UsbCache()
     devices: dict[str, _Device] = {}
     for change in changes:
-        if not isinstance(change, PartAdded):
-            continue
-        device = devices.setdefault(change.device.key, _Device(change.device))
-        part = change.part
-        if isinstance(part, UsbDescriptors):
-            device.usb = part
-            with contextlib.suppress(UsbDescriptorError):
-                device.usb_description = usb_cache.parse(part)
-        elif isinstance(part, HidInterface):
-            try:
-                compiled: Compiled | None = decoders.compile(part.descriptor)
-            except DescriptorError:
-                compiled = None
-            device.hids[part.node] = _Hid(part, compiled)
-        else:
-            device.cards[part.key] = part
+        if isinstance(change, PartAdded):
+            device = devices.setdefault(change.device.key, _Device(change.device))
+            device.add(change.part, decoders, usbs)
     surveyed = []
     for device in devices.values():
         tracked, facts = device.assess()
         if tracked:
-            nodes = tuple(
-                sorted(
-                    node
-                    for node, h in device.hids.items()
-                    if h.compiled is not None and h.compiled.decoder is not None
-                )
-            )
-            surveyed.append(Surveyed(device.identity, facts, nodes))
+            surveyed.append(Surveyed(device.identity, facts, device.read_nodes()))
     return sorted(surveyed, key=lambda s: s.identity.device_id)
 
 
@@ -288,40 +313,12 @@ class Devices:
         device = self._devices.get(change.device.key)
         if device is None:
             device = self._devices[change.device.key] = _Device(change.device)
-        match change.part:
-            case UsbDescriptors() as usb:
-                if device.usb == usb:
-                    return  # seen twice: the monitor and the start-up scan may both report it
-                device.usb, device.usb_description = usb, self._parse_usb(usb, change)
-            case HidInterface() as hid:
-                known = device.hids.get(hid.node)
-                if known is not None and (known.source is not None or not known.tried):
-                    return  # seen twice: the monitor and the start-up scan may both report it
-                if known is not None:
-                    known.tried = False  # its open failed: reported again, it is tried again
-                else:
-                    device.hids[hid.node] = _Hid(hid, self._compile(hid))
-            case SoundCard() as card:
-                if card.key in device.cards:
-                    return
-                device.cards[card.key] = card
-        self._update(device)
-
-    def _parse_usb(self, usb: UsbDescriptors, change: PartAdded) -> UsbDescription | None:
-        try:
-            return self._usb.parse(usb)
-        except UsbDescriptorError as exc:
+        changed, error = device.add(change.part, self._decoders, self._usb)
+        if error is not None:
             self._fleet.count_discovery_error(ErrorKind.MALFORMED_DESCRIPTOR)
-            log.warning("descriptor_rejected", path=change.device.key, error=str(exc))
-            return None
-
-    def _compile(self, hid: HidInterface) -> Compiled | None:
-        try:
-            return self._decoders.compile(hid.descriptor)
-        except DescriptorError as exc:
-            self._fleet.count_discovery_error(ErrorKind.MALFORMED_DESCRIPTOR)
-            log.warning("descriptor_rejected", path=hid.node, error=str(exc))
-            return None
+            log.warning("descriptor_rejected", path=change.part_key, error=str(error))
+        if changed:
+            self._update(device)
 
     def _update(self, device: _Device) -> None:
         """Admit the device once its parts make it tracked; tell what changes after that; open
@@ -346,8 +343,8 @@ class Devices:
             device.facts = facts
             self._emit(device, [DeviceClassified(facts)], now)
         for part in list(device.hids.values()):
-            if part.compiled is not None and part.compiled.decoder is not None and not part.tried:
-                self._open(device, part, part.compiled.decoder)
+            if part.decoder is not None and not part.tried:
+                self._open(device, part, part.decoder)
 
     def _unique(self, identity: DeviceIdentity) -> DeviceIdentity:
         """Two plugged devices with one id (a vendor that gives every unit the same serial)
@@ -361,8 +358,8 @@ class Devices:
         return unique
 
     def _open(self, device: _Device, part: _Hid, decoder: TelephonyDecoder) -> None:
-        retry, part.tried = part.tried_before, True
-        part.tried_before = True
+        retry = part.opens > 0
+        part.tried, part.opens = True, part.opens + 1
         try:
             source = self._discovery.open(part.hid)
         except DeviceGone:
