@@ -46,7 +46,9 @@ WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
 class _Handler(WSGIRequestHandler):
-    timeout = CONNECTION_TIMEOUT_SECONDS  # StreamRequestHandler sets it on the connection
+    # None: StreamRequestHandler leaves the connection's timeout as the server set it (the
+    # server's `timeout`), instead of setting a class-wide one of its own.
+    timeout = None
 
     def log_message(self, format: str, *args: Any) -> None:
         """Scrapes are not events; access logs would flood journald."""
@@ -236,21 +238,6 @@ class WebServer:
 class Routes:
     """The daemon's WSGI app: /metrics, /status (JSON), basic auth when configured."""
 
-    def _text_metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        """/metrics in the text format, gzipped at level 1 when the scraper accepts gzip
-        (prometheus_client compresses at 9: ten times the time for a page 30 % smaller)."""
-        plain = {**environ, "HTTP_ACCEPT": TEXT_FORMAT, "HTTP_ACCEPT_ENCODING": ""}
-        answer: list[Any] = []
-        body = b"".join(
-            self._metrics(plain, lambda status, headers, *_: answer.extend((status, headers)))
-        )
-        status, headers = answer
-        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            body = gzip.compress(body, compresslevel=GZIP_LEVEL)
-            headers = [*headers, ("Content-Encoding", "gzip")]
-        start_response(status, [*headers, ("Content-Length", str(len(body)))])
-        return [body]
-
     def __init__(
         self,
         metrics: WsgiApp,
@@ -289,3 +276,18 @@ class Routes:
             ]
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"Not Found\n"]
+
+    def _text_metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """/metrics in the text format, gzipped at level 1 when the scraper accepts gzip
+        (prometheus_client compresses at 9: ten times the time for a page 30 % smaller)."""
+        plain = {**environ, "HTTP_ACCEPT": TEXT_FORMAT, "HTTP_ACCEPT_ENCODING": ""}
+        answer: list[Any] = []
+        body = b"".join(
+            self._metrics(plain, lambda status, headers, *_: answer.extend((status, headers)))
+        )
+        status, headers = answer
+        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            body = gzip.compress(body, compresslevel=GZIP_LEVEL)
+            headers = [*headers, ("Content-Encoding", "gzip")]
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        return [body]
