@@ -9,65 +9,31 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from headsetd.hid.recording import RecordedReport, Recording
-from headsetd.simaudio import Softphone, usb_props
+from headsetd.simaudio import Softphone, usb_props, wait_until
 from tests.audio.servers import Server
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import REPO
 from tests.test_daemon import free_port
+from tests.test_edges import presses_recording, scrape
+from tests.test_edges import samples as samples_of
 
-JABRA = FIXTURES / "jabra_evolve-link-ms_0b0e-0307.hid"
 DEVICE = "0b0e:0307@replay-0"
-HOOK_ON, MUTE_DOWN = bytes([2, 1, 0]), bytes([2, 5, 0])
-
-
-def a_long_call(path: Path, presses: int = 600) -> Path:
-    """Off-hook at once, then a Phone Mute press every 0.2 s for `presses` presses."""
-    fixture = Recording.load(JABRA)
-    reports = [RecordedReport(0.0, HOOK_ON)]
-    for n in range(presses):
-        reports += [
-            RecordedReport(0.2 * n + 0.1, MUTE_DOWN),
-            RecordedReport(0.2 * n + 0.15, HOOK_ON),
-        ]
-    recording = Recording(
-        fixture.descriptor, fixture.name, fixture.bus, fixture.vendor_id, fixture.product_id,
-        reports=tuple(reports),
-    )  # fmt: skip
-    with path.open("w") as out:
-        recording.dump(out)
-    return path
 
 
 def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """The daemon's samples now; none while it is not listening yet."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
+        return samples_of(scrape(port))
     except OSError:
         return {}
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def wait(condition, what: str, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
+    return wait_until(condition, what, timeout, interval=0.1)
 
 
 @pytest.fixture
@@ -80,7 +46,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
 def test_a_restarted_server_leaves_hid_counts_alone_and_audio_comes_back(
     server: Server, tmp_path: Path
 ) -> None:
-    recording = a_long_call(tmp_path / "call.hid")
+    # Off-hook at once, then a Phone Mute press every 0.2 s.
+    recording = presses_recording(tmp_path / "call.hid", 600, step=0.1)
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "headsetd", "run", "--listen", f"127.0.0.1:{port}",
