@@ -339,10 +339,10 @@ def _daemon(args: argparse.Namespace) -> Daemon:
 
 def _check_config(args: argparse.Namespace) -> int:
     from headsetd.config import load_config  # noqa: PLC0415
-    from headsetd.daemon import load_web  # noqa: PLC0415
+    from headsetd.webconfig import load_web_config  # noqa: PLC0415
 
     config = load_config(args.file)
-    web = load_web(config)
+    web = load_web_config(config.web_config_file)
     print(f"{args.file}: OK")
     print(f"  workstation: {config.workstation_labels}")
     print(f"  listen: {config.listen}" + (" (TLS)" if web.tls else ""))
@@ -358,19 +358,18 @@ def _status(args: argparse.Namespace) -> int:
     import urllib.error  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
 
-    from headsetd.config import load_config  # noqa: PLC0415
-    from headsetd.daemon import load_web  # noqa: PLC0415
+    from headsetd.config import Listen, load_config  # noqa: PLC0415
     from headsetd.status import render_status  # noqa: PLC0415
+    from headsetd.webconfig import load_web_config  # noqa: PLC0415
 
     url = args.url
     context: ssl.SSLContext | None = None
     if url is None:
         config = load_config(args.config)
-        host = config.listen.host
-        host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)  # noqa: S104
-        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        scheme = "https" if load_web(config).tls else "http"
-        url = f"{scheme}://{host}:{config.listen.port}/status"
+        # A daemon listening on every address answers on loopback.
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(config.listen.host, config.listen.host)  # noqa: S104
+        scheme = "https" if load_web_config(config.web_config_file).tls else "http"
+        url = f"{scheme}://{Listen(host, config.listen.port)}/status"
     if url.startswith("https") and args.insecure:
         context = ssl.create_default_context()
         context.check_hostname = False

@@ -4,8 +4,10 @@ Owns: metric names, types, help texts and labels (the contract with dashboards a
 rules: see README's metrics table). Each scrape calls `collect()`, which takes one snapshot and
 renders it; prometheus-pve-exporter's shape.
 
-Never does: wait on a device or take a lock longer than a snapshot copy, do I/O, or put a
-device-supplied string anywhere but an `_info` label (strings are sanitised at discovery).
+Never does: wait on a device or take a lock longer than a snapshot copy, do I/O of its own
+(the one file a scrape reads, logind's seat0, is read by the callable the daemon hands in), or
+put a device-supplied string anywhere but an `_info` label (strings are sanitised at
+discovery).
 Records are typed and complete, so rendering has no failure path of its own. Counters of a
 known device are rendered from the start at 0 for every state/button the device has, so
 `increase()` sees the first change.

@@ -47,7 +47,7 @@ from headsetd.notify import sd_notify, watchdog_interval
 from headsetd.seat import seat_active
 from headsetd.status import status_of
 from headsetd.web import Routes, WebServer
-from headsetd.webconfig import BasicAuth, WebConfig, load_web_config
+from headsetd.webconfig import BasicAuth, load_web_config
 
 if TYPE_CHECKING:
     from headsetd.audio.model import AudioEvent, ServerEvent
@@ -56,11 +56,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("headsetd")
 # Events after which the audio side must hear of the devices again (who, and their hook state).
 _TARGET_EVENTS = (DeviceConnected, DeviceDisconnected, DeviceClassified, HookChanged)
-
-
-def load_web(config: Config) -> WebConfig:
-    """The web config the configuration names (none: plain HTTP, no auth)."""
-    return load_web_config(config.web_config_file) if config.web_config_file else WebConfig()
 
 
 class Daemon:
@@ -93,7 +88,7 @@ class Daemon:
             from headsetd.audio.watcher import AudioWatcher  # noqa: PLC0415 - only with audio
 
             self.audio = AudioWatcher(config.audio, clock, self._audio_events)
-        web = load_web(config)
+        web = load_web_config(config.web_config_file)
         self._auth = BasicAuth(web.users) if web.users else None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(
@@ -166,7 +161,9 @@ class Daemon:
                 return
             try:
                 new = self._reload()
-                web = load_web(new)  # certificates are read again too: rotation needs no restart
+                web = load_web_config(
+                    new.web_config_file
+                )  # certificates are read again too: rotation needs no restart
             except ConfigError as exc:
                 log.error("config_reload_failed", error=str(exc), kept=self.config.source)
                 return

@@ -137,8 +137,11 @@ def _tls(section: Any, base: Path, where: str) -> ssl.SSLContext:
     return context
 
 
-def load_web_config(path: str | Path) -> WebConfig:
-    """Read an exporter-toolkit web config; ConfigError names the file and the key."""
+def load_web_config(path: str | Path | None) -> WebConfig:
+    """Read an exporter-toolkit web config (None: none, plain HTTP and no auth); ConfigError
+    names the file and the key."""
+    if path is None:
+        return WebConfig()
     import yaml  # noqa: PLC0415 - only with a web config
 
     where = str(path)
