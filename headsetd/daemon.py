@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
 from headsetd import __version__
 from headsetd.clock import Clock
 from headsetd.collector import HeadsetCollector
-from headsetd.config import RELOADABLE, Config, ConfigError, Listen, reload_changes
+from headsetd.config import Config, ConfigError, Listen, reload_changes
 from headsetd.devices import Devices, LogSink
 from headsetd.discovery import Discovery
 from headsetd.errors import ErrorKind
@@ -161,14 +161,13 @@ class Daemon:
                 return
             try:
                 new = self._reload()
-                web = load_web_config(
-                    new.web_config_file
-                )  # certificates are read again too: rotation needs no restart
+                # Certificates are read again too: rotating them needs no restart.
+                web = load_web_config(new.web_config_file)
             except ConfigError as exc:
                 log.error("config_reload_failed", error=str(exc), kept=self.config.source)
                 return
             changed, restart = reload_changes(self.config, new)
-            self.config = replace(self.config, **{key: getattr(new, key) for key in RELOADABLE})
+            self.config = replace(self.config, **changed)
             self.fleet.set_retention(self.config.retention_seconds)
             set_level(self.config.log_level)
             self._auth = BasicAuth(web.users) if web.users else None
