@@ -128,9 +128,6 @@ class _Section:
     def take(self, key: str, default: Any) -> Any:
         return self._values.pop(key, default)
 
-    def has(self, key: str) -> bool:
-        return key in self._values
-
     def take_all(self) -> dict[str, Any]:
         """Every key at once, for a part that checks its own section."""
         values, self._values = self._values, {}

@@ -69,11 +69,6 @@ class ReaderLoop:
         self._stopping = False
         self.thread: threading.Thread | None = None  # the thread running run(), once started
 
-    @property
-    def wake_fd(self) -> int:
-        """The write end of the wake pipe (for `signal.set_wakeup_fd`)."""
-        return self._wake_w
-
     def add_reader(self, fd: int, callback: Callback) -> None:
         self._selector.register(fd, selectors.EVENT_READ, callback)
 
