@@ -127,6 +127,21 @@ UP_MAP = ((0, "down", RED), (1, "up", GREEN))
 ACTIVE_MAP = ((0, "no session", BLUE), (1, "session active", GREEN))
 
 
+def _unplugs_in_range(selector: str) -> Panel:
+    """The top-right stat of both boards: unplugs of the selected devices in the time range."""
+    return Panel(
+        "Unplugs in the time range",
+        "stat",
+        (20, 0, 4, 4),
+        (
+            Query(
+                f"round(sum(increase(headsetd_device_disconnects_total{{{selector}}}[$__range])))"
+            ),
+        ),
+        steps=((1, ORANGE),),
+    )
+
+
 def fleet() -> Board:
     """Every workstation of the chosen sites and teams: problems now, trends, models, mic health."""
     alerting = f"site_team:headsetd_workstations_alerting:count{{{RULES}}}"
@@ -180,18 +195,7 @@ def fleet() -> Board:
                 "Devices off-hook now (a device whose hook state is unknown counts nowhere).",
                 base_color=BLUE,
             ),
-            Panel(
-                "Unplugs in the time range",
-                "stat",
-                (20, 0, 4, 4),
-                (
-                    Query(
-                        "round(sum(increase(headsetd_device_disconnects_total"
-                        f"{{{FLEET}}}[$__range])))"
-                    ),
-                ),
-                steps=((1, ORANGE),),
-            ),
+            _unplugs_in_range(FLEET),
             Panel(
                 "Sites and teams",
                 "table",
@@ -381,18 +385,7 @@ def workstation() -> Board:
                 (Query('count(ALERTS{alertstate="firing", instance="$instance"}) or vector(0)'),),
                 steps=((1, ORANGE),),
             ),
-            Panel(
-                "Unplugs in the time range",
-                "stat",
-                (20, 0, 4, 4),
-                (
-                    Query(
-                        "round(sum(increase(headsetd_device_disconnects_total"
-                        f"{{{ONE}}}[$__range])))"
-                    ),
-                ),
-                steps=((1, ORANGE),),
-            ),
+            _unplugs_in_range(ONE),
             Panel(
                 "Devices",
                 "table",
